@@ -1,0 +1,71 @@
+"""Follow-up questions without a language model.
+
+The rule: a question is a follow-up when it opens with a connective ("and", "what about", ...),
+leans on a pronoun ("it", "they", "that", ...), or has at most two content words. A follow-up
+is searched as itself plus the key terms of the previous turn's standalone question (names,
+numbers, then other content words) that it does not already contain. Since that previous
+question carried its own context, the thread's topic survives several follow-ups.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from newsdesk.answer import Answer
+from newsdesk.keywords import words
+
+if TYPE_CHECKING:
+    from newsdesk.desk import Desk
+
+_CONNECTIVE = re.compile(r"^\s*(and|but|also|so|then|what about|how about|and what about|what else|why)\b",
+                         re.IGNORECASE)
+_PRONOUN = re.compile(
+    r"\b(it|its|it's|they|them|their|theirs|he|him|his|she|her|hers|this|that|these|those|there|"
+    r"the same|the other|the former|the latter)\b", re.IGNORECASE)
+# Carried terms are capped so a long first question does not drown the follow-up.
+MAX_CARRIED = 8
+
+
+def is_follow_up(question: str) -> bool:
+    return bool(_CONNECTIVE.search(question) or _PRONOUN.search(question) or len(words(question)) <= 2)
+
+
+def key_terms(question: str) -> list[str]:
+    """Names and numbers first (they identify the story), then the other content words."""
+    names = re.findall(r"\b(?:[A-Z][\w’'\-]*\.?\s?)+|\b\d[\d,.]*\b", question)
+    names = [n.strip() for n in names if n.strip() and n.strip().lower() not in _QUESTION_WORDS]
+    rest = [w for w in words(question) if w not in " ".join(names).lower()]
+    return list(dict.fromkeys(names + rest))
+
+
+_QUESTION_WORDS = {"who", "what", "when", "where", "why", "how", "which", "whom", "whose", "and", "did",
+                   "does", "do", "is", "are", "was", "were", "can", "could", "will", "would", "the", "a"}
+
+
+def rewrite(question: str, previous: str | None) -> str:
+    """The standalone question to search for, given the previous turn's standalone question."""
+    if not previous or not is_follow_up(question):
+        return question
+    present = set(words(question))
+    carried = [t for t in key_terms(previous) if not set(words(t)) <= present][:MAX_CARRIED]
+    return f"{question.rstrip()} {' '.join(carried)}".strip() if carried else question
+
+
+@dataclass
+class ChatSession:
+    desk: Desk
+    history: list[tuple[str, str, Answer]] = field(default_factory=list)  # (asked, searched, answer)
+
+    @property
+    def last_query(self) -> str | None:
+        return self.history[-1][1] if self.history else None
+
+    def ask(self, question: str, **options: Any) -> Answer:
+        query = rewrite(question, self.last_query)
+        result = self.desk.ask(query, **options)
+        result.question = question
+        result.query = query
+        self.history.append((question, query, result))
+        return result

@@ -1,0 +1,232 @@
+"""The transactional half of the index: documents, chunks, the BM25 keyword index and the manifest.
+
+One SQLite database (WAL mode) holds them, with FTS5 as the keyword index. Every update is one
+transaction, so the manifest, chunk rows and keyword entries always agree, a crash rolls back
+to the last commit, and a reader's snapshot stays fixed while a writer works.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from newsdesk.chunk import Chunk
+from newsdesk.keywords import fts_query, terms
+from newsdesk.load import Document
+
+FORMAT_VERSION = 1
+DB_NAME = "newsdesk.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS docs (
+    doc_id TEXT PRIMARY KEY, source_path TEXT NOT NULL, content_hash TEXT NOT NULL,
+    title TEXT NOT NULL, url TEXT, published TEXT, source TEXT, author TEXT, text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS docs_path ON docs(source_path);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL,
+    sentences TEXT NOT NULL, segment TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE INDEX IF NOT EXISTS chunks_segment ON chunks(segment);
+CREATE TABLE IF NOT EXISTS segments (name TEXT PRIMARY KEY, vectors INTEGER NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(title, body, tokenize='unicode61');
+CREATE VIRTUAL TABLE IF NOT EXISTS fts_vocab USING fts5vocab(chunks_fts, 'row');
+"""
+
+# BM25 column weights (title, body): a title match counts for less than one in the passage.
+TITLE_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class Filters:
+    """News filters: ISO dates (inclusive) and a source name (case-insensitive)."""
+
+    since: str | None = None
+    until: str | None = None
+    source: str | None = None
+
+    def __bool__(self) -> bool:
+        return any((self.since, self.until, self.source))
+
+    def sql(self) -> tuple[str, list[Any]]:
+        clauses, params = [], []
+        if self.since:
+            clauses.append("d.published >= ?")
+            params.append(self.since)
+        if self.until:
+            clauses.append("substr(d.published, 1, 10) <= ?")
+            params.append(self.until)
+        if self.source:
+            clauses.append("lower(d.source) = lower(?)")
+            params.append(self.source)
+        return " AND ".join(clauses) or "1", params
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    id: int
+    doc_id: str
+    seq: int
+    start: int
+    end: int
+    text: str
+    sentences: tuple[tuple[int, int], ...]
+    title: str
+    url: str | None
+    published: str | None
+    source: str | None
+    segment: str
+
+
+class Store:
+    """One connection per thread onto the database in `folder`."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.path = folder / DB_NAME
+        self._local = threading.local()
+
+    @classmethod
+    def create(cls, folder: Path) -> Store:
+        folder.mkdir(parents=True, exist_ok=True)
+        sqlite3.connect(folder / DB_NAME).close()
+        store = cls(folder)
+        store.conn.executescript(_SCHEMA)
+        return store
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            # mode=rw: a store deleted under a reader is an error, never a new empty database.
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True, isolation_level=None,
+                                   timeout=60, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- manifest ---------------------------------------------------------------------------
+    def manifest(self, conn: sqlite3.Connection | None = None) -> dict[str, Any]:
+        rows = (conn or self.conn).execute("SELECT key, value FROM meta").fetchall()
+        return {key: json.loads(value) for key, value in rows}
+
+    @staticmethod
+    def set_meta(conn: sqlite3.Connection, **values: Any) -> None:
+        conn.executemany(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [(k, json.dumps(v)) for k, v in values.items()],
+        )
+
+    # -- writes (inside `transaction`) ------------------------------------------------------
+    @staticmethod
+    def add_document(conn: sqlite3.Connection, doc: Document, chunks: Sequence[Chunk],
+                     ids: Sequence[int], segment: str) -> None:
+        conn.execute(
+            "INSERT INTO docs(doc_id, source_path, content_hash, title, url, published, source, author, text) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (doc.doc_id, doc.source_path, doc.content_hash(), doc.title, doc.url, doc.published,
+             doc.source, doc.author, doc.text),
+        )
+        conn.executemany(
+            'INSERT INTO chunks(id, doc_id, seq, start, "end", text, sentences, segment) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(i, c.doc_id, c.seq, c.start, c.end, c.text, json.dumps(c.sentences), segment)
+             for i, c in zip(ids, chunks)],
+        )
+        title_terms = " ".join(terms(doc.title))
+        conn.executemany(
+            "INSERT INTO chunks_fts(rowid, title, body) VALUES (?, ?, ?)",
+            [(i, title_terms, " ".join(terms(c.text))) for i, c in zip(ids, chunks)],
+        )
+
+    @staticmethod
+    def remove_document(conn: sqlite3.Connection, doc_id: str) -> int:
+        ids = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        conn.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
+        conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        conn.execute("DELETE FROM docs WHERE doc_id = ?", (doc_id,))
+        return len(ids)
+
+    # -- reads ------------------------------------------------------------------------------
+    @staticmethod
+    def keyword_search(conn: sqlite3.Connection, query: str, limit: int,
+                       filters: Filters = Filters()) -> list[tuple[int, float]]:
+        """BM25 over the stemmed terms of `query`: (chunk id, score), higher is better."""
+        match = fts_query(terms(query))
+        if match is None:
+            return []
+        where, params = filters.sql()
+        if filters:
+            sql = (f"SELECT f.rowid, bm25(chunks_fts, {TITLE_WEIGHT}, 1.0) AS s FROM chunks_fts f "
+                   "JOIN chunks c ON c.id = f.rowid JOIN docs d ON d.doc_id = c.doc_id "
+                   f"WHERE chunks_fts MATCH ? AND {where} ORDER BY s LIMIT ?")
+        else:
+            sql = (f"SELECT rowid, bm25(chunks_fts, {TITLE_WEIGHT}, 1.0) AS s FROM chunks_fts "
+                   "WHERE chunks_fts MATCH ? ORDER BY s LIMIT ?")
+        return [(i, -s) for i, s in conn.execute(sql, [match, *params, limit])]
+
+    @staticmethod
+    def filtered_ids(conn: sqlite3.Connection, filters: Filters) -> list[int]:
+        where, params = filters.sql()
+        return [r[0] for r in conn.execute(
+            f"SELECT c.id FROM chunks c JOIN docs d ON d.doc_id = c.doc_id WHERE {where}", params)]
+
+    @staticmethod
+    def chunk_rows(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, ChunkRow]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = conn.execute(
+            'SELECT c.id, c.doc_id, c.seq, c.start, c."end", c.text, c.sentences, '
+            "d.title, d.url, d.published, d.source, c.segment "
+            "FROM chunks c JOIN docs d ON d.doc_id = c.doc_id "
+            f"WHERE c.id IN ({marks})", list(ids),
+        )
+        return {
+            r[0]: ChunkRow(r[0], r[1], r[2], r[3], r[4], r[5], tuple(map(tuple, json.loads(r[6]))),
+                           r[7], r[8], r[9], r[10], r[11])
+            for r in rows
+        }
+
+    @staticmethod
+    def document_texts(conn: sqlite3.Connection, doc_ids: Sequence[str]) -> dict[str, str]:
+        marks = ",".join("?" * len(doc_ids))
+        return dict(conn.execute(f"SELECT doc_id, text FROM docs WHERE doc_id IN ({marks})", list(doc_ids)))
+
+    @staticmethod
+    def document_frequencies(conn: sqlite3.Connection, stems: Sequence[str]) -> dict[str, int]:
+        if not stems:
+            return {}
+        marks = ",".join("?" * len(stems))
+        return dict(conn.execute(f"SELECT term, doc FROM fts_vocab WHERE term IN ({marks})", list(stems)))
