@@ -56,11 +56,24 @@ def rewrite(question: str, previous: str | None) -> str:
 @dataclass
 class ChatSession:
     desk: Desk
-    history: list[tuple[str, str, Answer]] = field(default_factory=list)  # (asked, searched, answer)
+    # (asked, searched, answer); the answer is None for turns rebuilt by `restore`.
+    history: list[tuple[str, str, Answer | None]] = field(default_factory=list)
 
     @property
     def last_query(self) -> str | None:
         return self.history[-1][1] if self.history else None
+
+    @classmethod
+    def restore(cls, desk: Desk, questions: list[str]) -> ChatSession:
+        """Rebuild a session from the questions asked so far (e.g. a Discord thread after a restart).
+
+        Only the standalone queries are recomputed; nothing is searched or answered again.
+        """
+        session = cls(desk)
+        for question in questions:
+            query = rewrite(question, session.last_query)
+            session.history.append((question, query, None))
+        return session
 
     def ask(self, question: str, **options: Any) -> Answer:
         query = rewrite(question, self.last_query)
