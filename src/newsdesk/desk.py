@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from datetime import date
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,13 @@ def index_stats(reader: IndexReader) -> dict[str, Any]:
 
 
 def load_embedder(settings: Settings) -> Embedder:
-    return Embedder(settings.model_path(), settings.model_id())
+    """The model for these settings, loaded once per process (it takes seconds and ~100 MB)."""
+    return _embedder(settings.model_path(), settings.model_id())
+
+
+@cache
+def _embedder(model_dir: Path, model_id: str) -> Embedder:
+    return Embedder(model_dir, model_id)
 
 
 def _filters(since: str | date | None, until: str | date | None, source: str | None) -> Filters:

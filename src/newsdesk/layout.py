@@ -13,6 +13,7 @@ is complete, so an interrupted rebuild leaves the last good index in place.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import time
 from pathlib import Path
@@ -40,7 +41,7 @@ def current_store(index_dir: Path) -> Path | None:
 
 def new_store(index_dir: Path) -> Path:
     index_dir.mkdir(parents=True, exist_ok=True)
-    path = index_dir / f"store-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    path = index_dir / f"store-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
     (path / "segments").mkdir(parents=True)
     return path
 

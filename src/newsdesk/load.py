@@ -191,7 +191,8 @@ def _html_document(path: Path, rel: str) -> Document:
         raise UnreadableFile("no article text found in the HTML")
     return _article(
         extracted.text.splitlines(), rel, doc_id=rel, title=extracted.title,
-        url=extracted.url, published=extracted.date, source=extracted.sitename, author=extracted.author,
+        url=extracted.url, published=extracted.date, author=extracted.author,
+        source=_source_from_path(rel) or extracted.sitename,
     )
 
 
