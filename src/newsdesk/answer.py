@@ -50,6 +50,8 @@ class Answer:
     related: list[Citation] = field(default_factory=list)
     # What was searched, when it differs from the question (a rewritten chat follow-up).
     query: str | None = None
+    # The best sentence's score, compared with the abstention threshold.
+    evidence: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,9 +87,10 @@ class Scored:
 def answer(question: str, passages: Sequence[Passage], doc_texts: dict[str, str],
            idf: Callable[[str], float], settings: AnswerSettings = AnswerSettings()) -> Answer:
     scored = score_sentences(question, passages, doc_texts, idf, settings)
-    if not scored or scored[0].score < settings.threshold:
+    evidence = scored[0].score if scored else 0.0
+    if evidence < settings.threshold:
         related = _best_per_passage(scored)[: settings.max_related]
-        return Answer(question, ABSTAIN_TEXT, True, [], _citations(related, doc_texts, 1))
+        return Answer(question, ABSTAIN_TEXT, True, [], _citations(related, doc_texts, 1), evidence=evidence)
     chosen = _choose(scored, doc_texts, settings)
     ordered = _reading_order(chosen)
     citations = _citations(ordered, doc_texts, 1)
@@ -95,7 +98,7 @@ def answer(question: str, passages: Sequence[Passage], doc_texts: dict[str, str]
     cited_chunks = {s.passage.chunk_id for s in chosen}
     related = [s for s in _best_per_passage(scored) if s.passage.chunk_id not in cited_chunks]
     return Answer(question, text, False, citations,
-                  _citations(related[: settings.max_related], doc_texts, len(citations) + 1))
+                  _citations(related[: settings.max_related], doc_texts, len(citations) + 1), evidence=evidence)
 
 
 def score_sentences(question: str, passages: Sequence[Passage], doc_texts: dict[str, str],

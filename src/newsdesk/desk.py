@@ -9,7 +9,9 @@ import os
 from datetime import date
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+import numpy as np
 
 from newsdesk.answer import Answer, AnswerSettings, answer, idf_from
 from newsdesk.chat import ChatSession
@@ -18,7 +20,7 @@ from newsdesk.embed import Embedder, use_threads
 from newsdesk.index import IndexMismatch, UpdateReport, check_compatible, update_index
 from newsdesk.keywords import terms
 from newsdesk.reader import IndexReader
-from newsdesk.retrieve import Fusion, Passage, search
+from newsdesk.retrieve import Fusion, Generation, Passage, search
 from newsdesk.store import Filters, Store
 
 
@@ -81,11 +83,8 @@ class Desk:
         filters = _filters(since, until, source)
         vector = self.embedder.encode_query(question)
         with self.reader.generation() as gen:
-            passages = search(gen, question, vector, k, filters, self.fusion)
-            texts = Store.document_texts(gen.conn, sorted({p.doc_id for p in passages}))
-            stems = sorted(set(terms(question)))
-            idf = idf_from(Store.document_frequencies(gen.conn, stems), gen.manifest["chunks"])
-        return answer(question, passages, texts, idf, self.answering)
+            evidence = gather_evidence(gen, question, vector, k, filters, self.fusion)
+        return answer(question, *evidence, self.answering)
 
     def chat(self) -> ChatSession:
         return ChatSession(self)
@@ -119,6 +118,16 @@ def index_stats(reader: IndexReader) -> dict[str, Any]:
             "updated": manifest["updated"], "fingerprint": manifest["fingerprint"],
             "sources": {name or "(none)": n for name, n in sources},
         }
+
+
+def gather_evidence(gen: Generation, question: str, vector: np.ndarray, k: int, filters: Filters,
+                    fusion: Fusion) -> tuple[list[Passage], dict[str, str], Callable[[str], float]]:
+    """What the answerer reads: the top passages, their documents' texts, and term weights."""
+    passages = search(gen, question, vector, k, filters, fusion)
+    texts = Store.document_texts(gen.conn, sorted({p.doc_id for p in passages}))
+    stems = sorted(set(terms(question)))
+    idf = idf_from(Store.document_frequencies(gen.conn, stems), gen.manifest["chunks"])
+    return passages, texts, idf
 
 
 def load_embedder(settings: Settings) -> Embedder:
