@@ -1,0 +1,5 @@
+import sys
+
+from bot.runner import main
+
+sys.exit(main())

@@ -1,0 +1,214 @@
+"""Turning an `Answer` (and the other replies) into Discord messages.
+
+Everything that came from an article or a user is escaped: markdown cannot format or fake the
+bot's output, mentions are broken with a zero-width space (and `allowed_mentions` is none on
+every send besides), and links in message text are wrapped in <...> so they do not unfurl.
+The `[n]` markers and the bot's own markdown are the only markup left unescaped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import discord
+
+from bot.split import Page, paginate, truncate
+from newsdesk.answer import Answer, Citation
+
+QUOTE_CHARS = 350
+TITLE_CHARS = 200
+URL_CHARS = 2000
+ANSWER_COLOUR = 0x2F80ED
+RELATED_COLOUR = 0x95A5A6
+ABSTAIN_COLOUR = 0xE67E22
+STATS_COLOUR = 0x27AE60
+
+USAGE = ("Ask me a question about the news articles, like `/ask question: What did the council approve?` "
+         "or by mentioning me with the question.")
+ABSTAINED = "I couldn't find an answer to that in the articles I have."
+ABSTAINED_RELATED = ABSTAINED + " These are the closest passages:"
+FOLLOW_UP_HINT = "Ask follow-up questions in this thread: I'll answer with the conversation so far in mind."
+MENTION_HINT = ("I can't read messages in this thread unless they mention me: the bot's host has not "
+                "enabled the Message Content intent. Mention me ({mention}) with your follow-up question.")
+
+# A link in text, without the punctuation that usually follows one in a sentence.
+_URL = re.compile(r"<?(https?://[^\s<>]*[^\s<>.,:;!?\"')\]])>?")
+_SAFE_URL = re.compile(r"^https?://[^\s<>\"]+$")
+
+
+def escape(text: str) -> str:
+    """Text from an article or a user, made inert and put on one line; links kept, in <...>."""
+    text = " ".join(text.split())
+    out: list[str] = []
+    pos = 0
+    for m in _URL.finditer(text):
+        out.append(_escape_plain(text[pos:m.start()]))
+        out.append(f"<{m.group(1)}>")
+        pos = m.end()
+    out.append(_escape_plain(text[pos:]))
+    return "".join(out)
+
+
+def _escape_plain(text: str) -> str:
+    text = discord.utils.escape_markdown(text, ignore_links=False)
+    text = text.replace("[", "\\[")  # only the bot writes [n] markers
+    return discord.utils.escape_mentions(text)
+
+
+def escape_quote(text: str, limit: int = QUOTE_CHARS) -> str:
+    return escape(truncate(" ".join(text.split()), limit))
+
+
+def link(url: str | None) -> str | None:
+    """The URL if Discord will accept it as a link (an invalid one makes it reject the whole message)."""
+    if url and len(url) <= URL_CHARS and _SAFE_URL.match(url):
+        return url
+    return None
+
+
+def date(published: str | None) -> str:
+    return published[:10] if published else "date unknown"
+
+
+# -- answers -----------------------------------------------------------------------------------
+def answer_text(answer: Answer) -> str:
+    """The answer's sentences, escaped, each followed by its unescaped [n] marker."""
+    if not answer.citations:
+        return escape(answer.text)
+    by_n = {c.n: c for c in answer.citations}
+    pieces: list[str] = []
+    pos = 0
+    for m in re.finditer(r"\[(\d+)\]", answer.text):
+        cited = by_n.get(int(m.group(1)))
+        before = answer.text[pos:m.start()]
+        # A marker is real when the sentence before it is the quote it cites (a quote may itself
+        # contain something like "[2]", which must stay text).
+        if cited is None or not " ".join(before.split()).endswith(" ".join(cited.quote.split())):
+            continue
+        pieces.append(f"{escape(before)} [{cited.n}]".strip())
+        pos = m.end()
+    rest = answer.text[pos:].strip()
+    if rest:
+        pieces.append(escape(rest))
+    return " ".join(pieces)
+
+
+def render_answer(answer: Answer, *, question: str | None = None, notes: Iterable[str] = (),
+                  embed_links: bool = True) -> list[Page]:
+    """The reply to a question: text with [n] markers, then one embed per source.
+
+    `question` is shown above the answer (a slash command's reply does not show what was asked);
+    `notes` are small lines under it. Without the Embed Links permission the sources are listed
+    in the text instead, since Discord drops embeds silently.
+    """
+    lines = [f"**Question:** {escape(question)}"] if question else []
+    if answer.abstained:
+        lines.append(ABSTAINED_RELATED if answer.related else ABSTAINED)
+    else:
+        lines.append(answer_text(answer))
+    if answer.query and answer.query != answer.question:
+        lines.append(f"-# Searched for: {escape(answer.query)}")
+    lines += [f"-# {note}" for note in notes]
+
+    sources = answer.related if answer.abstained else answer.citations
+    related = [] if answer.abstained else answer.related
+    if not embed_links:
+        text = "\n".join(lines + source_lines(sources, related))
+        return paginate(text)
+    colour = ABSTAIN_COLOUR if answer.abstained else ANSWER_COLOUR
+    embeds = [source_embed(c, colour) for c in sources]
+    if related:
+        embeds.append(related_embed(related))
+    return paginate("\n".join(lines), embeds)
+
+
+def source_embed(c: Citation, colour: int = ANSWER_COLOUR) -> dict[str, Any]:
+    embed: dict[str, Any] = {
+        "type": "rich",
+        "title": f"[{c.n}] {escape(truncate(c.title, TITLE_CHARS))}",
+        "description": f"“{escape_quote(c.quote)}”",
+        "color": colour,
+        "footer": {"text": f"Published {date(c.published)}" if c.published else "Publication date unknown"},
+    }
+    if url := link(c.url):
+        embed["url"] = url
+    return embed
+
+
+def related_embed(related: list[Citation]) -> dict[str, Any]:
+    lines = []
+    for c in related:
+        title = escape(truncate(c.title, TITLE_CHARS))
+        url = link(c.url)
+        lines.append(f"[{c.n}] " + (f"[{title}]({url})" if url else title) + f" · {date(c.published)}")
+    return {"type": "rich", "title": "Related", "description": "\n".join(lines), "color": RELATED_COLOUR}
+
+
+def source_lines(sources: list[Citation], related: list[Citation]) -> list[str]:
+    """Sources as message text, for channels where the bot may not embed links."""
+    out: list[str] = []
+    for heading, items in (("Sources", sources), ("Related", related)):
+        if not items:
+            continue
+        out += ["", f"**{heading}**"]
+        for c in items:
+            url = link(c.url)
+            meta = " · ".join(x for x in (date(c.published), url and f"<{url}>") if x)
+            out.append(f"[{c.n}] {escape(truncate(c.title, TITLE_CHARS))} · {meta}")
+            if heading == "Sources":
+                out.append(f"> “{escape_quote(c.quote)}”")
+    return out
+
+
+# -- the other replies -------------------------------------------------------------------------
+def render_stats(stats: dict[str, Any]) -> list[Page]:
+    sources = stats.get("sources") or {}
+    lines = [f"{escape(str(name))}: {count}" for name, count in sources.items()]
+    embed = {
+        "type": "rich",
+        "title": "Index",
+        "color": STATS_COLOUR,
+        "fields": [
+            {"name": "Documents", "value": str(stats.get("documents", "?")), "inline": True},
+            {"name": "Chunks", "value": str(stats.get("chunks", "?")), "inline": True},
+            {"name": "Model", "value": escape(str(stats.get("model", "?"))), "inline": True},
+            {"name": "Last update", "value": escape(str(stats.get("updated") or stats.get("created") or "never")),
+             "inline": True},
+        ],
+    }
+    if lines:
+        embed["description"] = "**Sources**\n" + "\n".join(lines)
+    return paginate("", [embed])
+
+
+def render_update(report: Any) -> str:
+    what = "Rebuilt" if getattr(report, "rebuilt", False) else "Updated"
+    text = (f"{what} the index in {report.seconds:.1f} s: {len(report.added)} added, {len(report.updated)} updated, "
+            f"{len(report.removed)} removed, {report.unchanged} unchanged; {report.chunks_embedded} chunks embedded. "
+            f"Now {report.documents} documents, {report.chunks} chunks.")
+    skipped = getattr(report, "skipped", None) or []
+    if skipped:
+        text += f"\n-# {len(skipped)} file(s) skipped, e.g. {escape(str(skipped[0]))}"
+    return text
+
+
+def trimmed_note(limit: int) -> str:
+    return f"Your question was long, so I only read its first {limit} characters."
+
+
+def rate_limited(wait: float) -> str:
+    return f"You're asking faster than I can keep up with: please try again in {max(1, round(wait))} s."
+
+
+def apology(error_id: str) -> str:
+    return (f"Sorry, something went wrong while answering that (error id `{error_id}`). "
+            "The bot's host can find the details in its log under that id.")
+
+
+def thread_name(question: str) -> str:
+    """A thread title from the question: one line, at most 100 characters, no mentions."""
+    name = discord.utils.escape_mentions(" ".join(question.split()))
+    return truncate(name, 100) or "Question"
+

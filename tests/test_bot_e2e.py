@@ -1,0 +1,518 @@
+"""The real bot (discord.py) against a local Discord-protocol server, driven only through the protocol.
+
+Every test sends what Discord would send (MESSAGE_CREATE, INTERACTION_CREATE) and asserts on
+the requests the bot made: their JSON bodies, their order and their paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest
+import pytest_asyncio
+
+from bot.format import FOLLOW_UP_HINT, MENTION_HINT, USAGE
+from bot.runner import serve
+from bot.settings import BotSettings
+from discord_server import MESSAGE_CONTENT, FakeDiscord, Request, pointed_at
+from newsdesk.desk import Desk
+
+ROOT = Path(__file__).resolve().parents[1]
+BOT_CORPUS = Path(__file__).parent / "fixtures" / "bot_corpus"
+LIBRARY_URL = "https://example.org/riverside/library-reopens"
+NONE = {"parse": []}  # allowed_mentions that ping nobody
+REPLY_NONE = {"parse": [], "replied_user": False}  # ... not even the author of the message replied to
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+# -- fixtures ----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def bot_desk(embedder, tmp_path_factory) -> Desk:
+    corpus = tmp_path_factory.mktemp("bot") / "corpus"
+    shutil.copytree(BOT_CORPUS, corpus)
+    return Desk.build(corpus, corpus.parent / "index", embedder=embedder)
+
+
+@dataclass
+class Env:
+    server: FakeDiscord
+    settings: BotSettings
+    desk: Desk
+
+
+def bot_settings(server: FakeDiscord, desk: Desk, log: Path, **changes: Any) -> BotSettings:
+    return replace(BotSettings(
+        index_dir=desk.settings.index_dir, corpus_dir=desk.settings.corpus_dir,
+        allowed_channels=frozenset({server.news_channel_id, server.plain_channel_id}),
+        admin_roles=frozenset({server.admin_role_id}), rate_limit=3, rate_window=60, feedback_log=log,
+        command_guilds=frozenset({server.guild_id}),
+    ), **changes)
+
+
+@asynccontextmanager
+async def running_bot(server: FakeDiscord, settings: BotSettings, desk: Desk) -> AsyncIterator[None]:
+    """The bot, started with `serve` and connected; cancelled (as Ctrl-C would) on the way out."""
+    before = len(server.identifies)
+    task = asyncio.create_task(serve(settings, server.TOKEN, desk=desk, guild_ready_timeout=0.05))
+    connected = asyncio.create_task(server.wait_connected(before + 1))
+    done, _ = await asyncio.wait({task, connected}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        connected.cancel()
+        task.result()  # raises what stopped the bot
+        raise AssertionError("the bot stopped before connecting")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        while server.ws is not None:  # the gateway connection closes behind the bot
+            await asyncio.sleep(0.01)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def env(bot_desk: Desk, tmp_path_factory) -> AsyncIterator[Env]:
+    server = FakeDiscord()
+    await server.start()
+    settings = bot_settings(server, bot_desk, tmp_path_factory.mktemp("feedback") / "feedback.jsonl")
+    with pointed_at(server):
+        async with running_bot(server, settings, bot_desk):
+            yield Env(server, settings, bot_desk)
+    await server.stop()
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def posted_to(channel_id: int | str) -> Any:
+    return lambda r: r.method == "POST" and r.path == f"/channels/{channel_id}/messages"
+
+
+async def mention(server: FakeDiscord, text: str, *, user: dict | None = None, channel_id: int | None = None,
+                  **options: Any) -> tuple[dict, Request, int]:
+    """A user asks by mentioning the bot; returns their message, the bot's reply request and a mark."""
+    channel_id = channel_id or server.news_channel_id
+    mark = len(server.requests)
+    message = await server.user_message(f"<@{server.bot_id}> {text}", author=user or server.user("reader"),
+                                        channel_id=channel_id, mentions=[server.bot_user], **options)
+    reply = await server.wait_for(posted_to(channel_id), since=mark, what="a reply to the mention")
+    if reply.json.get("components") and server.channels[channel_id]["type"] == 0:
+        # a new question: let the bot finish opening its thread before the test goes on
+        await server.wait_for(posted_to(reply.response["id"]), since=mark, what="the hint in the new thread")
+    return message, reply, mark
+
+
+def records(settings: BotSettings, kind: str) -> list[dict]:
+    lines = settings.feedback_log.read_text(encoding="utf-8").splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == kind]
+
+
+def answer_id_of(body: dict) -> str:
+    ids = {m["answer_id"] for row in body["components"] for b in row["components"]
+           for m in [re.fullmatch(r"newsdesk:vote:(up|down):(?P<answer_id>[0-9a-f]{16})", b["custom_id"])]}
+    assert len(ids) == 1
+    return ids.pop()
+
+
+def vote_buttons(answer_id: str) -> list[dict]:
+    """The action row discord.py sends for the 👍/👎 buttons."""
+    return [{"type": 1, "components": [
+        {"type": 2, "style": 2, "disabled": False, "emoji": {"id": None, "name": "👍"}, "custom_id": f"newsdesk:vote:up:{answer_id}"},
+        {"type": 2, "style": 2, "disabled": False, "emoji": {"id": None, "name": "👎"}, "custom_id": f"newsdesk:vote:down:{answer_id}"},
+    ]}]
+
+
+def answer_record(settings: BotSettings, answer_id: str) -> dict:
+    return next(r for r in records(settings, "answer") if r["answer_id"] == answer_id)
+
+
+# -- registering -------------------------------------------------------------------------------
+async def test_slash_commands_are_registered_in_the_configured_guild(env: Env) -> None:
+    s = env.server
+    sync = [r for r in s.requests if r.method == "PUT" and "commands" in r.path]
+    assert [r.path for r in sync] == [f"/applications/{s.app_id}/guilds/{s.guild_id}/commands"]
+    commands = {c["name"]: c for c in sync[0].json}
+    assert set(commands) == {"ask", "stats", "reindex"}
+    options = {o["name"]: (o["type"], o["required"]) for o in commands["ask"]["options"]}
+    assert options == {"question": (3, True), "since": (3, False), "until": (3, False), "source": (3, False)}
+    identify = s.identifies[-1]
+    assert identify["intents"] & MESSAGE_CONTENT  # asked for, and this application may have it
+
+
+# -- mentions ----------------------------------------------------------------------------------
+async def test_mention_gets_cited_answer_with_source_embeds_buttons_and_a_thread(env: Env) -> None:
+    s = env.server
+    question = "How much did the Riverside library repairs cost?"
+    asked, reply, mark = await mention(s, question)
+
+    typing = s.since(mark, "POST", f"/channels/{s.news_channel_id}/typing")
+    assert typing and typing[0].at <= reply.at  # "typing..." shows while the answer is worked out
+    body = reply.json
+    answer_id = answer_id_of(body)
+    record = answer_record(env.settings, answer_id)
+    assert record["question"] == question and not record["abstained"]
+    cited = record["citations"][0]
+    assert "1.3 million euros" in cited["quote"]
+    assert body["content"] == f"{cited['quote']} [1]"
+    assert body["allowed_mentions"] == REPLY_NONE
+    assert str(body["message_reference"]["message_id"]) == asked["id"]
+    assert body["components"] == vote_buttons(answer_id)
+
+    source, *rest = body["embeds"]
+    assert source == {
+        "type": "rich", "title": "[1] Riverside library reopens after flood repairs", "url": LIBRARY_URL,
+        "description": f"“{cited['quote']}”", "color": 0x2F80ED, "footer": {"text": "Published 2026-04-02"},
+        "flags": 0,
+    }
+    related = rest[-1]
+    assert related["title"] == "Related"
+    lines = related["description"].splitlines()
+    assert len(lines) == len(record["related"])
+    for line, r in zip(lines, record["related"]):
+        title = f"[{r['title']}]({r['url']})" if r["url"] else r["title"]
+        assert line == f"[{r['n']}] {title} · {r['published']}"
+
+    answer_message = reply.response
+    thread = await s.wait_for(
+        lambda r: r.method == "POST" and r.path == f"/channels/{s.news_channel_id}/messages/{answer_message['id']}/threads",
+        since=mark, what="a thread on the answer")
+    assert thread.json["name"] == question and thread.json["auto_archive_duration"] == 1440
+    hint = await s.wait_for(posted_to(answer_message["id"]), since=mark, what="the follow-up hint")
+    assert hint.json["content"] == FOLLOW_UP_HINT and hint.json["allowed_mentions"] == NONE
+
+
+async def test_follow_up_in_the_thread_is_answered_with_the_conversation(env: Env) -> None:
+    s = env.server
+    user = s.user("follower")
+    _, reply, _ = await mention(s, "How much did the Riverside library repairs cost?", user=user)
+    thread_id = reply.response["id"]
+    await s.wait_for(posted_to(thread_id), what="the follow-up hint")
+
+    mark = len(s.requests)
+    follow_up = await s.user_message("When did it reopen?", author=user, channel_id=int(thread_id))
+    answer = await s.wait_for(lambda r: posted_to(thread_id)(r) and (r.json or {}).get("components"), since=mark,
+                              what="an answer in the thread")
+    assert s.since(mark, "POST", f"/channels/{thread_id}/typing")
+    content = answer.json["content"]
+    searched = re.search(r"^-# Searched for: (.*)$", content, re.M)
+    assert searched and searched.group(1).startswith("When did it reopen?") and "Riverside" in searched.group(1)
+    assert "[1]" in content and str(answer.json["message_reference"]["message_id"]) == follow_up["id"]
+    assert answer.json["allowed_mentions"] == REPLY_NONE
+    # no new thread inside a thread
+    assert not [r for r in s.since(mark) if r.path.endswith("/threads")]
+
+
+async def test_everyone_and_markdown_from_questions_and_articles_stay_inert(env: Env) -> None:
+    s = env.server
+    question = "@everyone <@&123456789012345678> What did the volunteers do?"
+    _, reply, mark = await mention(s, question, mention_everyone=True)
+    body = reply.json
+    assert body["allowed_mentions"] == REPLY_NONE
+    raw = json.dumps(body, ensure_ascii=False)
+    assert "@everyone" not in raw and "<@&" not in raw  # only ever with a zero-width space after the @
+    quotes = [e["description"] for e in body["embeds"] if e["title"] != "Related"] + [body["content"]]
+    volunteers = next(q for q in quotes if "volunteers" in q)
+    assert ("Residents cheered as \\*\\*volunteers\\*\\* carried the first boxes of books back inside; one "
+            "hand-written sign on the door read \"@\u200beveryone welcome back\" and another said \\_thank you\\_."
+            ) in volunteers
+    thread = await s.wait_for(lambda r: r.path.endswith("/threads"), since=mark, what="a thread")
+    assert thread.json["name"].startswith("@\u200beveryone <@\u200b&123456789012345678> What did")
+
+    # @everyone alone is not a question to the bot, even though Discord flags it as mentioning everyone
+    mark = len(s.requests)
+    await s.user_message("@everyone meeting at noon", author=s.user("announcer"), mention_everyone=True)
+    await mention(s, "How many books did the flood destroy?")  # a question after it, to know it was handled
+    replies = s.since(mark, "POST", f"/channels/{s.news_channel_id}/messages")
+    assert len(replies) == 1
+
+
+async def test_messages_from_bots_and_from_itself_are_ignored(env: Env) -> None:
+    s = env.server
+    mark = len(s.requests)
+    other_bot = s.user("otherbot", bot=True)
+    await s.user_message(f"<@{s.bot_id}> How much did the Riverside library repairs cost?", author=other_bot,
+                         mentions=[s.bot_user])
+    _, reply, _ = await mention(s, "How many votes did the tram extension get?")
+    replies = s.since(mark, "POST", f"/channels/{s.news_channel_id}/messages")
+    assert replies == [reply]  # the bot's own messages came back over the gateway too, and got no answer
+
+
+async def test_empty_mention_gets_a_usage_hint(env: Env) -> None:
+    s = env.server
+    mark = len(s.requests)
+    await s.user_message(f"<@{s.bot_id}>", author=s.user("quiet"), mentions=[s.bot_user])
+    reply = await s.wait_for(posted_to(s.news_channel_id), since=mark)
+    assert reply.json["content"] == USAGE and reply.json["allowed_mentions"] == REPLY_NONE
+    assert not reply.json.get("components")
+
+
+async def test_over_long_question_is_trimmed_with_a_note(env: Env) -> None:
+    s = env.server
+    question = "How much did the Riverside library repairs cost? " + "Please explain in detail " * 30
+    _, reply, mark = await mention(s, question)
+    assert reply.json["content"].endswith(
+        "\n-# Your question was long, so I only read its first 500 characters.")
+    record = answer_record(env.settings, answer_id_of(reply.json))
+    assert len(record["question"]) <= 500 and question.startswith(record["question"])
+    thread = await s.wait_for(lambda r: r.path.endswith("/threads"), since=mark)
+    assert len(thread.json["name"]) <= 100
+
+
+async def test_per_user_rate_limit_replies_politely_once(env: Env) -> None:
+    s = env.server
+    user = s.user("eager")
+    for _ in range(3):  # the limit in these settings
+        _, reply, _ = await mention(s, "How many votes did the tram extension get?", user=user)
+        assert reply.json.get("components")
+    _, reply, mark = await mention(s, "How many votes did the tram extension get?", user=user)
+    assert re.fullmatch(r"You're asking faster than I can keep up with: please try again in \d+ s\.",
+                        reply.json["content"])
+    assert reply.json["allowed_mentions"] == REPLY_NONE
+    # a second one in the same window gets no reminder, while another user is answered as usual
+    await s.user_message(f"<@{s.bot_id}> and again?", author=user, mentions=[s.bot_user])
+    await mention(s, "How many votes did the tram extension get?")
+    assert len(s.since(mark, "POST", f"/channels/{s.news_channel_id}/messages")) == 2
+
+
+async def test_channel_without_embed_links_gets_sources_as_text(env: Env) -> None:
+    s = env.server
+    _, reply, _ = await mention(s, "How much did the Riverside library repairs cost?", channel_id=s.plain_channel_id)
+    body = reply.json
+    assert body["embeds"] == []
+    assert "\n**Sources**\n[1] Riverside library reopens after flood repairs · 2026-04-02 · " \
+           f"<{LIBRARY_URL}>\n> “" in body["content"]
+    assert body["components"] == vote_buttons(answer_id_of(body))
+
+
+async def test_questions_outside_the_allowed_channels_are_not_answered(env: Env) -> None:
+    s = env.server
+    mark = len(s.requests)
+    await s.user_message(f"<@{s.bot_id}> How many votes did the tram extension get?", author=s.user("elsewhere"),
+                         channel_id=s.other_channel_id, mentions=[s.bot_user])
+    await s.slash("ask", {"question": "How many votes?"}, user=s.user("elsewhere"), channel_id=s.other_channel_id)
+    refusal = await s.wait_for(lambda r: "/callback" in r.path, since=mark)
+    assert refusal.json == {"type": 4, "data": {
+        "content": f"I don't answer questions in this channel. Ask me in <#{s.news_channel_id}>, <#{s.plain_channel_id}>.",
+        "flags": 64, "allowed_mentions": NONE, "tts": False}}
+    assert not s.since(mark, "POST", f"/channels/{s.other_channel_id}/messages")
+
+
+async def test_abstention_is_plain_and_lists_the_closest_sources(env: Env) -> None:
+    s = env.server
+    _, reply, _ = await mention(s, "What is the capital of Mongolia?")
+    body = reply.json
+    record = answer_record(env.settings, answer_id_of(body))
+    assert record["abstained"] and record["related"]
+    assert body["content"] == "I couldn't find an answer to that in the articles I have. These are the closest passages:"
+    assert [e["title"] for e in body["embeds"]] == [f"[{r['n']}] {r['title']}" for r in record["related"]]
+    assert {e["color"] for e in body["embeds"]} == {0xE67E22}
+
+
+# -- slash commands and buttons ----------------------------------------------------------------
+async def test_slash_ask_is_deferred_at_once_then_answered_and_threaded(env: Env) -> None:
+    s = env.server
+    mark = len(s.requests)
+    question = "How many votes did the tram extension get?"
+    interaction = await s.slash("ask", {"question": question}, user=s.user("slasher"))
+    token = interaction["token"]
+    first = await s.wait_for(lambda r: token in r.path, since=mark)
+    assert first.path == f"/interactions/{interaction['id']}/{token}/callback"
+    assert first.json == {"type": 5} and first.query == {"with_response": "1"}
+
+    edit = await s.wait_for(lambda r: r.method == "PATCH" and r.path == f"/webhooks/{s.app_id}/{token}/messages/@original",
+                            since=mark, what="the answer")
+    body = edit.json
+    answer_id = answer_id_of(body)
+    record = answer_record(env.settings, answer_id)
+    assert body["content"] == f"**Question:** {question}\n{record['citations'][0]['quote']} [1]"
+    assert "31 to 9" in body["content"]
+    assert body["allowed_mentions"] == NONE and body["components"] == vote_buttons(answer_id)
+    assert body["embeds"][0]["title"] == "[1] Council approves tram line to the airport"
+    assert body["embeds"][0]["url"] == "https://example.org/riverside/tram-line"
+
+    original = edit.response
+    thread = await s.wait_for(lambda r: r.path == f"/channels/{s.news_channel_id}/messages/{original['id']}/threads",
+                              since=mark, what="a thread on the answer")
+    assert thread.json["name"] == question
+    await s.wait_for(posted_to(original["id"]), since=mark, what="the hint in the thread")
+
+
+async def test_vote_button_is_acknowledged_ephemerally_and_logged(env: Env) -> None:
+    s = env.server
+    _, reply, _ = await mention(s, "How many people were treated for heat exhaustion in Valdor?")
+    answer_id = answer_id_of(reply.json)
+    voter = s.user("voter")
+    mark = len(s.requests)
+    interaction = await s.click(reply.response, f"newsdesk:vote:down:{answer_id}", user=voter)
+    ack = await s.wait_for(lambda r: "/callback" in r.path, since=mark)
+    assert ack.path == f"/interactions/{interaction['id']}/{interaction['token']}/callback"
+    assert ack.json == {"type": 4, "data": {
+        "content": "Thanks for telling me: I've noted that this answer missed.", "flags": 64,
+        "allowed_mentions": NONE, "tts": False}}
+
+    vote = next(r for r in records(env.settings, "vote") if r["answer_id"] == answer_id)
+    shown = answer_record(env.settings, answer_id)
+    assert vote["vote"] == "down"
+    assert (vote["question"], vote["answer"], vote["citations"]) == (shown["question"], shown["answer"],
+                                                                      shown["citations"])
+    assert re.fullmatch(r"[0-9a-f]{32}", vote["user"]) and voter["id"] not in json.dumps(vote)
+    assert vote["time"].endswith("+00:00")
+
+
+async def test_stats_shows_documents_chunks_model_and_last_update(env: Env) -> None:
+    s = env.server
+    mark = len(s.requests)
+    interaction = await s.slash("stats", user=s.user("curious"))
+    defer = await s.wait_for(lambda r: "/callback" in r.path, since=mark)
+    assert defer.json == {"type": 5, "data": {"flags": 64}}
+    edit = await s.wait_for(lambda r: r.method == "PATCH" and interaction["token"] in r.path, since=mark)
+    stats = env.desk.stats()
+    embed, = edit.json["embeds"]
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert fields == {"Documents": str(stats["documents"]), "Chunks": str(stats["chunks"]),
+                      "Model": "all-MiniLM-L6-v2", "Last update": stats["updated"]}
+    assert "riverside: 2" in embed["description"] and edit.json["allowed_mentions"] == NONE
+
+
+async def test_reindex_is_refused_to_non_admins_and_runs_for_admins(env: Env) -> None:
+    s = env.server
+    documents = env.desk.stats()["documents"]
+    mark = len(s.requests)
+    interaction = await s.slash("reindex", user=s.user("intern"))
+    refusal = await s.wait_for(lambda r: "/callback" in r.path, since=mark)
+    assert refusal.json == {"type": 4, "data": {"content": "Sorry, only the bot's admins can update the index.",
+                                                "flags": 64, "allowed_mentions": NONE, "tts": False}}
+    await asyncio.sleep(0.2)
+    assert not [r for r in s.since(mark) if interaction["token"] in r.path and r is not refusal]
+    assert env.desk.stats()["documents"] == documents
+
+    new = env.desk.settings.corpus_dir / "riverside" / "bridge.md"
+    new.write_text("---\ntitle: Footbridge opens over the Riverside canal\ndate: 2026-07-01\n---\n"
+                   "A new footbridge over the Riverside canal opened on Saturday after two years of work.\n",
+                   encoding="utf-8")
+    mark = len(s.requests)
+    interaction = await s.slash("reindex", user=s.user("editor"), roles=[s.admin_role_id])
+    defer = await s.wait_for(lambda r: "/callback" in r.path, since=mark)
+    assert defer.json == {"type": 5, "data": {"flags": 64}}
+    done = await s.wait_for(lambda r: r.method == "PATCH" and interaction["token"] in r.path, since=mark, timeout=60)
+    assert re.fullmatch(
+        rf"Updated the index in [\d.]+ s: 1 added, 0 updated, 0 removed, {documents} unchanged; \d+ chunks embedded\. "
+        rf"Now {documents + 1} documents, \d+ chunks\.", done.json["content"])
+    _, reply, _ = await mention(s, "When did the footbridge over the canal open?")
+    assert "Saturday" in reply.json["content"]
+
+
+# -- failures, restarts, intents, tokens -------------------------------------------------------
+async def test_an_error_while_answering_gets_an_apology_with_an_id_and_the_bot_keeps_going(
+        bot_desk: Desk, embedder, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    index = tmp_path / "index"
+    shutil.copytree(bot_desk.settings.index_dir, index)
+    desk = Desk.open(index, embedder=embedder)
+    server = FakeDiscord()
+    await server.start()
+    caplog.set_level(logging.DEBUG)
+    try:
+        with pointed_at(server):
+            async with running_bot(server, bot_settings(server, desk, tmp_path / "feedback.jsonl"), desk):
+                shutil.rmtree(index)  # the index disappears under the running bot
+                _, reply, _ = await mention(server, "How much did the Riverside library repairs cost?")
+                m = re.fullmatch(r"Sorry, something went wrong while answering that \(error id `([0-9a-f]{8})`\)\. "
+                                 r"The bot's host can find the details in its log under that id\.",
+                                 reply.json["content"])
+                assert m and reply.json["allowed_mentions"] == REPLY_NONE
+                logged = [r for r in caplog.records if m.group(1) in r.getMessage()]
+                assert logged and logged[0].exc_info and "IndexMissing" in logged[0].exc_text
+
+                _, reply, _ = await mention(server, "")  # still answering
+                assert reply.json["content"] == USAGE
+    finally:
+        await server.stop()
+    assert FakeDiscord.TOKEN not in caplog.text  # not even in debug logs
+
+
+async def test_thread_memory_and_buttons_survive_a_restart(bot_desk: Desk, tmp_path: Path) -> None:
+    server = FakeDiscord()
+    await server.start()
+    settings = bot_settings(server, bot_desk, tmp_path / "feedback.jsonl")
+    user = server.user("loyal")
+    try:
+        with pointed_at(server):
+            async with running_bot(server, settings, bot_desk):
+                _, reply, _ = await mention(server, "How much did the Riverside library repairs cost?", user=user)
+                thread_id = reply.response["id"]
+                await server.wait_for(posted_to(thread_id), what="the follow-up hint")
+                mark = len(server.requests)
+                await server.user_message("When did it reopen?", author=user, channel_id=int(thread_id))
+                await server.wait_for(lambda r: posted_to(thread_id)(r) and r.json.get("components"), since=mark)
+
+            async with running_bot(server, settings, bot_desk):
+                assert [c["type"] for c in server.guild_payload()["threads"]] == [11]
+                mark = len(server.requests)
+                await server.user_message("And who paid for them?", author=user, channel_id=int(thread_id))
+                answer = await server.wait_for(lambda r: posted_to(thread_id)(r) and r.json.get("components"),
+                                               since=mark, what="a follow-up answer after the restart")
+                # the memory came from the thread: its starter message and its history
+                assert server.since(mark, "GET", f"/channels/{server.news_channel_id}/messages/{thread_id}")
+                assert server.since(mark, "GET", f"/channels/{thread_id}/messages")
+                searched = re.search(r"^-# Searched for: (.*)$", answer.json["content"], re.M)
+                assert searched and searched.group(1).startswith("And who paid for them?")
+                assert "Riverside" in searched.group(1) and "reopen" in searched.group(1)
+
+                # a button from before the restart still works
+                mark = len(server.requests)
+                await server.click(reply.response, f"newsdesk:vote:up:{answer_id_of(reply.json)}", user=user)
+                ack = await server.wait_for(lambda r: "/callback" in r.path, since=mark)
+                assert ack.json["data"]["content"] == "Thanks! Glad it helped."
+    finally:
+        await server.stop()
+
+
+async def test_without_the_message_content_intent_it_falls_back_and_asks_for_mentions(
+        bot_desk: Desk, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    server = FakeDiscord(message_content_allowed=False)
+    await server.start()
+    settings = bot_settings(server, bot_desk, tmp_path / "feedback.jsonl", command_guilds=frozenset())
+    user = server.user("no-intent")
+    caplog.set_level(logging.INFO, logger="newsdesk.bot")
+    try:
+        with pointed_at(server):
+            async with running_bot(server, settings, bot_desk):
+                assert server.gateway_closes == [4014]
+                first, second = server.identifies
+                assert first["intents"] & MESSAGE_CONTENT and not second["intents"] & MESSAGE_CONTENT
+                assert "Message Content intent is off" in caplog.text  # the log line at start
+                # global commands this time
+                assert [r.path for r in server.requests if r.method == "PUT"][-1] == \
+                    f"/applications/{server.app_id}/commands"
+
+                _, reply, _ = await mention(server, "How much did the Riverside library repairs cost?", user=user)
+                thread_id = reply.response["id"]
+                intro = await server.wait_for(posted_to(thread_id))
+                assert intro.json["content"] == MENTION_HINT.format(mention=f"<@{server.bot_id}>")
+
+                # a follow-up without a mention arrives without its text: the bot says why, once
+                mark = len(server.requests)
+                await server.user_message("When did it reopen?", author=user, channel_id=int(thread_id))
+                hint = await server.wait_for(posted_to(thread_id), since=mark, what="the mention hint")
+                assert hint.json["content"] == MENTION_HINT.format(mention=f"<@{server.bot_id}>")
+                assert hint.json["allowed_mentions"] == NONE
+                await server.user_message("Hello?", author=user, channel_id=int(thread_id))
+                # with a mention, the follow-up is answered with the conversation
+                await server.user_message(f"<@{server.bot_id}> When did it reopen?", author=user,
+                                          channel_id=int(thread_id), mentions=[server.bot_user])
+                answer = await server.wait_for(lambda r: posted_to(thread_id)(r) and r.json.get("components"),
+                                               since=mark)
+                assert "Riverside" in answer.json["content"].split("-# Searched for:")[1]
+                assert len(server.since(mark, "POST", f"/channels/{thread_id}/messages")) == 2
+    finally:
+        await server.stop()
