@@ -39,14 +39,19 @@ _FURNITURE = re.compile(
     )[.:!]?$""",
     re.IGNORECASE | re.VERBOSE,
 )
-# "Home | World | Business | Sport": three or more short items joined by separators.
-_MENU = re.compile(r"^[^|•·»>]{1,30}(\s*[|•·»]\s*[^|•·»]{1,30}){2,}$")
+_MENU_SEPARATOR = re.compile(r"\s*[|•·»]\s*")
 _WORDS = re.compile(r"\w+")
 
 
 def is_furniture(line: str) -> bool:
     line = line.strip()
-    return bool(_FURNITURE.match(line) or _MENU.match(line))
+    return len(line) <= 300 and bool(_FURNITURE.match(line)) or is_menu(line)
+
+
+def is_menu(line: str) -> bool:
+    """"Home | World | Business | Sport": three or more short items joined by separators."""
+    items = _MENU_SEPARATOR.split(line)
+    return len(items) >= 3 and all(0 < len(item) <= 30 for item in items)
 
 
 def _is_label(line: str) -> bool:
