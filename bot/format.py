@@ -34,7 +34,7 @@ MENTION_HINT = ("I can't read messages in this thread unless they mention me: th
                 "enabled the Message Content intent. Mention me ({mention}) with your follow-up question.")
 
 # A link in text, without the punctuation that usually follows one in a sentence.
-_URL = re.compile(r"<?(https?://[^\s<>]*[^\s<>.,:;!?\"')\]])>?")
+_URL = re.compile(r"<?(https?://[^\s<>\[\]]*[^\s<>\[\].,:;!?\"')])>?")
 _SAFE_URL = re.compile(r"^https?://[^\s<>\"]+$")
 
 
@@ -164,9 +164,7 @@ def source_lines(sources: list[Citation], related: list[Citation]) -> list[str]:
 
 # -- the other replies -------------------------------------------------------------------------
 def render_stats(stats: dict[str, Any]) -> list[Page]:
-    sources = stats.get("sources") or {}
-    lines = [f"{escape(str(name))}: {count}" for name, count in sources.items()]
-    embed = {
+    embeds: list[dict[str, Any]] = [{
         "type": "rich",
         "title": "Index",
         "color": STATS_COLOUR,
@@ -177,10 +175,12 @@ def render_stats(stats: dict[str, Any]) -> list[Page]:
             {"name": "Last update", "value": escape(str(stats.get("updated") or stats.get("created") or "never")),
              "inline": True},
         ],
-    }
-    if lines:
-        embed["description"] = "**Sources**\n" + "\n".join(lines)
-    return paginate("", [embed])
+    }]
+    sources = stats.get("sources") or {}
+    if sources:
+        lines = [f"{escape(str(name))}: {count}" for name, count in sources.items()]
+        embeds.append({"type": "rich", "title": "Sources", "description": "\n".join(lines), "color": STATS_COLOUR})
+    return paginate("", embeds)
 
 
 def render_update(report: Any) -> str:

@@ -30,21 +30,24 @@ EMBED_TOTAL_LIMIT = 6000
 
 ELLIPSIS = "…"
 
-# Each kind of span is found on its own and overlapping spans are merged, so a span of one kind
-# (an underscore in a URL, say) can never hide part of another from the cutter.
-PROTECTED = [re.compile(p, re.DOTALL) for p in (
-    r"```.*?```",                                   # code block
-    r"`[^`\n]+`",                                   # inline code
+# Code, links, mentions, markers and escapes are found first; emphasis is then looked for in the
+# text with those masked out, so an underscore or a star inside a link opens nothing. Overlapping
+# spans are merged: a cut never falls inside any of them.
+_STRONG = [re.compile(p, re.DOTALL) for p in (
+    r"(?<!\\)```.*?```",                            # code block (an escaped ` opens none)
+    r"(?<!\\)`[^`\n]+`",                           # inline code
     r"\[[^\[\]\n]*\]\(<?https?://[^\s()<>]+>?\)",   # masked link
     r"<https?://[^\s<>]+>",                         # link that does not unfurl
     r"https?://[^\s<>]+",                           # bare link
     r"<(?:@[!&]?|#|a?:\w+:|t:)[^<>\s]*>",           # mention, channel, custom emoji, timestamp
     r"\[\d+\]",                                     # citation marker
-    # bold, underline, strike-through, spoiler, italics; an escaped delimiter opens or closes nothing
-    r"(?<!\\)\*\*[^*\n]+?(?<!\\)\*\*", r"(?<!\\)__[^_\n]+?(?<!\\)__", r"(?<!\\)~~[^~\n]+?(?<!\\)~~",
-    r"(?<!\\)\|\|[^|\n]+?(?<!\\)\|\|", r"(?<!\\)\*[^*\s][^*\n]*?(?<!\\)\*",
-    r"(?<![\\\w])_[^_\s][^_\n]*?(?<!\\)_(?!\w)",
-    r"\\[^\w\s]",                                  # escaped character
+    r"\\[^0-9A-Za-z\s]",                            # escaped character (\_ too: _ is no word here)
+)]
+_EMPHASIS = [re.compile(p) for p in (
+    # bold, underline, strike-through, spoiler, then italics with a single * or _ on each side
+    r"\*\*[^*\n]+?\*\*", r"__[^_\n]+?__", r"~~[^~\n]+?~~", r"\|\|[^|\n]+?\|\|",
+    r"(?<!\*)\*(?![*\s])[^*\n]*?(?<![*\s])\*(?!\*)",
+    r"(?<![\w_])_(?![_\s])[^_\n]*?(?<![_\s])_(?![\w_])",
 )]
 
 # Where a chunk may end, best first; each gives the position the chunk ends at.
@@ -59,7 +62,12 @@ MIN_FILL = 0.5
 
 def protected_spans(text: str) -> list[tuple[int, int]]:
     """Sorted, non-overlapping (start, end) ranges a cut must not fall strictly inside."""
-    spans = sorted(m.span() for pattern in PROTECTED for m in pattern.finditer(text))
+    strong = [m.span() for pattern in _STRONG for m in pattern.finditer(text)]
+    masked = list(text)
+    for s, e in strong:
+        masked[s:e] = "\0" * (e - s)
+    plain = "".join(masked)
+    spans = sorted(strong + [m.span() for pattern in _EMPHASIS for m in pattern.finditer(plain)])
     merged: list[tuple[int, int]] = []
     for s, e in spans:
         if merged and s < merged[-1][1]:

@@ -377,11 +377,13 @@ async def test_stats_shows_documents_chunks_model_and_last_update(env: Env) -> N
     assert defer.json == {"type": 5, "data": {"flags": 64}}
     edit = await s.wait_for(lambda r: r.method == "PATCH" and interaction["token"] in r.path, since=mark)
     stats = env.desk.stats()
-    embed, = edit.json["embeds"]
-    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    index, sources = edit.json["embeds"]
+    fields = {f["name"]: f["value"] for f in index["fields"]}
     assert fields == {"Documents": str(stats["documents"]), "Chunks": str(stats["chunks"]),
                       "Model": "all-MiniLM-L6-v2", "Last update": stats["updated"]}
-    assert "riverside: 2" in embed["description"] and edit.json["allowed_mentions"] == NONE
+    assert sources["title"] == "Sources"
+    assert sources["description"].splitlines() == [f"{name}: {n}" for name, n in stats["sources"].items()]
+    assert edit.json["allowed_mentions"] == NONE
 
 
 async def test_reindex_is_refused_to_non_admins_and_runs_for_admins(env: Env) -> None:
