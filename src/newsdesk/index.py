@@ -21,7 +21,8 @@ from newsdesk.chunk import Chunk, Chunker
 from newsdesk.config import Settings
 from newsdesk.embed import Embedder
 from newsdesk.layout import current_store, new_store, publish, remove_other_stores, writer_lock
-from newsdesk.load import Document, Skipped, load_corpus
+from newsdesk.load import Document, LoadResult, Skipped, load_file
+from newsdesk.scan import Scan, scan_corpus
 from newsdesk.store import FORMAT_VERSION, Store
 from newsdesk.vectors import new_segment, read_segment, write_segment
 
@@ -49,6 +50,7 @@ class UpdateReport:
     chunks: int = 0
     skipped: list[Skipped] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)  # still being written: next update
 
     @property
     def changed(self) -> bool:
@@ -84,14 +86,20 @@ def update_index(
     rebuild: bool = False,
     progress: bool = False,
     lock_timeout: float = -1,
+    settle: float = 0.0,
     on_batch: Callable[[int], None] | None = None,
 ) -> UpdateReport:
-    """Bring the index in `settings.index_dir` up to date with `settings.corpus_dir`."""
+    """Bring the index in `settings.index_dir` up to date with `settings.corpus_dir`.
+
+    Files modified less than `settle` seconds ago wait for the next update (see `scan_corpus`).
+    """
     started = time.perf_counter()
     index_dir = settings.index_dir
     lock = writer_lock(index_dir, lock_timeout)
     try:
-        corpus = load_corpus(settings.corpus_dir)
+        if not settings.corpus_dir.is_dir():
+            raise FileNotFoundError(
+                f"corpus folder {settings.corpus_dir} does not exist: create it and put articles in it")
         remove_other_stores(index_dir)  # what a crashed rebuild left behind
         live = current_store(index_dir)
         fresh = rebuild or live is None
@@ -99,15 +107,16 @@ def update_index(
             store = Store.create(new_store(index_dir))
             with store.transaction() as conn:
                 Store.set_meta(conn, **manifest_for(settings, embedder), generation=0, next_chunk_id=1,
-                               created=_now(), documents=0, chunks=0, fingerprint=_fingerprint({}))
+                               created=_now(), updated=_now(), documents=0, chunks=0, vectors=0,
+                               fingerprint=f"{0:032x}")
         else:
             store = Store(live)
             check_compatible(store.manifest(), settings, index_dir)
             remove_unreferenced_segments(store)
-        report = _apply(store, corpus.documents, embedder, settings, progress, on_batch)
+        scan = scan_corpus(settings.corpus_dir, Store.files(store.conn), settle)
+        report = _apply(store, scan, embedder, settings, progress, on_batch)
         report.rebuilt = fresh
         compact(store, everything=fresh)
-        report.skipped, report.ignored = corpus.skipped, corpus.ignored
         store.close()
         if fresh:
             publish(index_dir, store.folder)
@@ -118,16 +127,26 @@ def update_index(
     return report
 
 
-def _apply(store: Store, documents: list[Document], embedder: Embedder, settings: Settings,
+def _apply(store: Store, scan: Scan, embedder: Embedder, settings: Settings,
            progress: bool, on_batch: Callable[[int], None] | None) -> UpdateReport:
-    report = UpdateReport()
-    indexed = dict(store.conn.execute("SELECT doc_id, content_hash FROM docs"))
+    report = UpdateReport(ignored=scan.ignored, deferred=scan.deferred)
+    loaded = LoadResult()
+    for rel in scan.changed:
+        loaded.extend(load_file(settings.corpus_dir / rel, settings.corpus_dir))
+    affected = {*scan.changed, *scan.gone}
+    before = Store.documents_in(store.conn, affected)  # doc_id -> content hash
+    problems = list(loaded.skipped)
     wanted: dict[str, Document] = {}
-    for doc in documents:
-        wanted.setdefault(doc.doc_id, doc)  # a duplicate id keeps the first file, in path order
+    for doc in loaded.documents:
+        owner = wanted.get(doc.doc_id) or Store.document_owner(store.conn, doc.doc_id, affected)
+        if owner is not None:
+            where = owner.source_path if isinstance(owner, Document) else owner
+            problems.append(Skipped(doc.source_path, f"duplicate id {doc.doc_id!r}, already used by {where}"))
+            continue
+        wanted[doc.doc_id] = doc
     todo = []
     for doc_id, doc in wanted.items():
-        old = indexed.get(doc_id)
+        old = before.get(doc_id)
         if old is None:
             report.added.append(doc_id)
             todo.append(doc)
@@ -136,23 +155,28 @@ def _apply(store: Store, documents: list[Document], embedder: Embedder, settings
             todo.append(doc)
         else:
             report.unchanged += 1
-    report.removed = [doc_id for doc_id in indexed if doc_id not in wanted]
+    report.removed = [doc_id for doc_id in before if doc_id not in wanted]
+    report.unchanged += store.manifest()["documents"] - len(before)
 
     chunker = Chunker(embedder.tokenizer, settings.chunking, embedder.max_tokens - 2)
-    batches = _batches([(doc, chunker.chunk(doc)) for doc in todo])
-    removals = set(report.updated) | set(report.removed)
-    if not batches and removals:
-        batches = [[]]
-    for batch in batches:
+    batches = _batches([(doc, chunker.chunk(doc)) for doc in todo]) or [[]]
+    removals = report.removed
+    for n, batch in enumerate(batches):
         texts = [c.text for _, chunks in batch for c in chunks]
         vectors = embedder.encode(texts, progress=progress)
-        _commit_batch(store, batch, vectors, removals)
-        removals = set()  # removed in the first transaction, together with its additions
+        last = n == len(batches) - 1
+        # The file signatures go in with the last batch: a crash before it means the next run
+        # reads these files again, finds the committed documents unchanged and carries on.
+        files = (scan, problems) if last else None
+        if batch or removals or (files and (scan.changed or scan.gone)):
+            _commit_batch(store, batch, vectors, removals, files)
+        removals = []  # removed in the first transaction, together with its additions
         report.chunks_embedded += len(texts)
-        if on_batch:
+        if on_batch and batch:
             on_batch(report.chunks_embedded)
     manifest = store.manifest()
     report.documents, report.chunks = manifest["documents"], manifest["chunks"]
+    report.skipped = Store.problems(store.conn)
     return report
 
 
@@ -169,7 +193,7 @@ def _batches(items: list[tuple[Document, list[Chunk]]]) -> list[list[tuple[Docum
 
 
 def _commit_batch(store: Store, batch: list[tuple[Document, list[Chunk]]], vectors: np.ndarray,
-                  removals: set[str]) -> None:
+                  removals: list[str], files: tuple[Scan, list[Skipped]] | None) -> None:
     manifest = store.manifest()
     generation = manifest["generation"] + 1
     first_id = manifest["next_chunk_id"]
@@ -179,22 +203,36 @@ def _commit_batch(store: Store, batch: list[tuple[Document, list[Chunk]]], vecto
         # Written and fsynced before the transaction that references it: a crash in between
         # leaves an unreferenced file, never a reference to a missing one.
         write_segment(new_segment(segment, ids, vectors), store.folder / "segments")
+    fingerprint = int(manifest["fingerprint"], 16)
+    documents, chunks = manifest["documents"], manifest["chunks"]
     with store.transaction() as conn:
-        for doc_id in removals:
-            Store.remove_document(conn, doc_id)
+        replaced = [*removals, *(doc.doc_id for doc, _ in batch)]
+        for doc_id, old_hash in Store.documents(conn, replaced).items():
+            fingerprint ^= _doc_print(doc_id, old_hash)
+            chunks -= Store.remove_document(conn, doc_id)
+            documents -= 1
         pos = 0
-        for doc, chunks in batch:
-            Store.remove_document(conn, doc.doc_id)  # an update replaces the previous version
-            Store.add_document(conn, doc, chunks, ids[pos:pos + len(chunks)].tolist(), segment)
-            pos += len(chunks)
+        for doc, doc_chunks in batch:
+            Store.add_document(conn, doc, doc_chunks, ids[pos:pos + len(doc_chunks)].tolist(), segment)
+            fingerprint ^= _doc_print(doc.doc_id, doc.content_hash())
+            pos += len(doc_chunks)
+            chunks += len(doc_chunks)
+            documents += 1
         if len(vectors):
             conn.execute("INSERT INTO segments(name, vectors) VALUES (?, ?)", (segment, len(vectors)))
-        hashes = dict(conn.execute("SELECT doc_id, content_hash FROM docs"))
+        if files is not None:
+            scan, problems = files
+            Store.record_files(conn, scan.changed, scan.gone, problems)
         Store.set_meta(
             conn, generation=generation, next_chunk_id=first_id + len(vectors), updated=_now(),
-            documents=len(hashes), chunks=conn.execute("SELECT count(*) FROM chunks").fetchone()[0],
-            fingerprint=_fingerprint(hashes),
+            documents=documents, chunks=chunks, vectors=manifest["vectors"] + len(vectors),
+            fingerprint=f"{fingerprint:032x}",
         )
+
+
+def _doc_print(doc_id: str, content_hash: str) -> int:
+    """A document's share of the corpus fingerprint: XOR-ed in and out as documents come and go."""
+    return int.from_bytes(hashlib.sha256(f"{doc_id}\0{content_hash}".encode()).digest()[:16], "big")
 
 
 def compact(store: Store, *, everything: bool = False) -> bool:
@@ -233,7 +271,8 @@ def compact(store: Store, *, everything: bool = False) -> bool:
         conn.execute(f"UPDATE chunks SET segment = ? WHERE segment IN ({marks})", [merged.name, *chosen])
         conn.execute(f"DELETE FROM segments WHERE name IN ({marks})", chosen)
         conn.execute("INSERT INTO segments(name, vectors) VALUES (?, ?)", (merged.name, merged.index.ntotal))
-        Store.set_meta(conn, generation=generation, updated=_now())
+        vectors = conn.execute("SELECT coalesce(sum(vectors), 0) FROM segments").fetchone()[0]
+        Store.set_meta(conn, generation=generation, updated=_now(), vectors=vectors)
     remove_unreferenced_segments(store)
     return True
 
@@ -244,13 +283,6 @@ def remove_unreferenced_segments(store: Store) -> None:
     for path in (store.folder / "segments").iterdir():
         if path.name.startswith(".") or path.stem not in names:
             path.unlink(missing_ok=True)
-
-
-def _fingerprint(hashes: dict[str, str]) -> str:
-    digest = hashlib.sha256()
-    for doc_id in sorted(hashes):
-        digest.update(f"{doc_id}\0{hashes[doc_id]}\n".encode())
-    return digest.hexdigest()[:16]
 
 
 def _now() -> str:

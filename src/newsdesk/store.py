@@ -18,7 +18,7 @@ from typing import Any
 
 from newsdesk.chunk import Chunk
 from newsdesk.keywords import fts_query, terms
-from newsdesk.load import Document
+from newsdesk.load import Document, Skipped
 
 FORMAT_VERSION = 1
 DB_NAME = "newsdesk.sqlite"
@@ -28,6 +28,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS problems (path TEXT NOT NULL, line INTEGER, reason TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS problems_path ON problems(path);
 CREATE TABLE IF NOT EXISTS docs (
     doc_id TEXT PRIMARY KEY, source_path TEXT NOT NULL, content_hash TEXT NOT NULL,
     title TEXT NOT NULL, url TEXT, published TEXT, source TEXT, author TEXT, text TEXT NOT NULL
@@ -147,6 +149,49 @@ class Store:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [(k, json.dumps(v)) for k, v in values.items()],
         )
+
+    # -- corpus files -------------------------------------------------------------------------
+    @staticmethod
+    def files(conn: sqlite3.Connection) -> dict[str, tuple[int, int]]:
+        return {path: (size, mtime) for path, size, mtime in conn.execute("SELECT path, size, mtime_ns FROM files")}
+
+    @staticmethod
+    def record_files(conn: sqlite3.Connection, changed: dict[str, tuple[int, int]], gone: list[str],
+                     problems: list[Skipped]) -> None:
+        """Remember what was read (and what could not be) so unchanged files are not read again."""
+        conn.executemany(
+            "INSERT INTO files(path, size, mtime_ns) VALUES (?, ?, ?) ON CONFLICT(path) "
+            "DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns",
+            [(path, size, mtime) for path, (size, mtime) in changed.items()])
+        conn.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in gone])
+        conn.executemany("DELETE FROM problems WHERE path = ?", [(p,) for p in [*changed, *gone]])
+        conn.executemany("INSERT INTO problems(path, line, reason) VALUES (?, ?, ?)",
+                         [(p.path, p.line, p.reason) for p in problems])
+
+    @staticmethod
+    def problems(conn: sqlite3.Connection) -> list[Skipped]:
+        return [Skipped(path, reason, line) for path, line, reason in
+                conn.execute("SELECT path, line, reason FROM problems ORDER BY path, line")]
+
+    @staticmethod
+    def documents(conn: sqlite3.Connection, doc_ids: Sequence[str]) -> dict[str, str]:
+        """doc_id -> content hash, for those of `doc_ids` that are indexed."""
+        return dict(conn.execute(
+            "SELECT doc_id, content_hash FROM docs WHERE doc_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(doc_ids)),)))
+
+    @staticmethod
+    def documents_in(conn: sqlite3.Connection, paths: Sequence[str]) -> dict[str, str]:
+        """doc_id -> content hash, for the documents read from `paths`."""
+        return dict(conn.execute(
+            "SELECT doc_id, content_hash FROM docs WHERE source_path IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(paths)),)))
+
+    @staticmethod
+    def document_owner(conn: sqlite3.Connection, doc_id: str, rereading: Sequence[str]) -> str | None:
+        """The file that already holds `doc_id`, unless it is one of the files being re-read."""
+        row = conn.execute("SELECT source_path FROM docs WHERE doc_id = ?", (doc_id,)).fetchone()
+        return row[0] if row and row[0] not in rereading else None
 
     # -- writes (inside `transaction`) ------------------------------------------------------
     @staticmethod

@@ -1,0 +1,57 @@
+"""Which corpus files changed since the index last saw them, judged by size and modification time.
+
+Like make and git, an unchanged (size, mtime) means an unchanged file, so an update reads only
+new and modified files: adding one article to a corpus of thousands reads one file. Content
+hashes per document then decide what is re-embedded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from newsdesk.load import SUPPORTED, corpus_files
+
+Signature = tuple[int, int]  # (size, mtime_ns)
+
+
+@dataclass
+class Scan:
+    changed: dict[str, Signature] = field(default_factory=dict)  # new or modified, relative paths
+    gone: list[str] = field(default_factory=list)  # indexed before, no longer in the corpus
+    deferred: list[str] = field(default_factory=list)  # modified moments ago: maybe still being written
+    unchanged: int = 0
+    ignored: list[str] = field(default_factory=list)  # suffixes newsdesk does not read
+
+
+def scan_corpus(root: Path, known: dict[str, Signature], settle: float = 0.0) -> Scan:
+    """Compare the files under `root` with `known` signatures.
+
+    A file modified less than `settle` seconds ago is deferred, not read: a copy in progress is
+    indexed once, when complete, rather than half now and whole later.
+    """
+    if not root.is_dir():
+        raise FileNotFoundError(f"corpus folder {root} does not exist: create it and put articles in it")
+    scan = Scan()
+    now = time.time_ns()
+    seen: set[str] = set()
+    for path in corpus_files(root):
+        rel = path.relative_to(root).as_posix()
+        if path.suffix.lower() not in SUPPORTED:
+            scan.ignored.append(rel)
+            continue
+        try:
+            st = path.stat()
+        except FileNotFoundError:  # deleted while we looked
+            continue
+        seen.add(rel)
+        signature = (st.st_size, st.st_mtime_ns)
+        if known.get(rel) == signature:
+            scan.unchanged += 1
+        elif settle > 0 and now - st.st_mtime_ns < settle * 1e9:
+            scan.deferred.append(rel)
+        else:
+            scan.changed[rel] = signature
+    scan.gone = sorted(set(known) - seen)
+    return scan
