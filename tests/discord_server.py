@@ -296,6 +296,16 @@ class FakeDiscord:
             author, roles, with_user=False)))
         return message
 
+    def open_dm(self, user: dict[str, Any]) -> int:
+        """The direct-message channel between `user` and the bot."""
+        for cid, channel in self.channels.items():
+            if channel["type"] == 1 and channel["recipients"][0]["id"] == user["id"]:
+                return cid
+        cid = self.snowflake()
+        self.channels[cid] = {"id": str(cid), "type": 1, "recipients": [user], "last_message_id": None, "flags": 0}
+        self.messages[cid] = {}
+        return cid
+
     async def slash(self, name: str, options: dict[str, str] | None = None, *, user: dict[str, Any],
                     channel_id: int | None = None, roles: list[int] = (), permissions: int = MEMBER_PERMISSIONS,
                     ) -> dict[str, Any]:
@@ -357,8 +367,9 @@ class FakeDiscord:
             ref_channel = int(reference.get("channel_id") or channel_id)
             message["type"] = 19
             message["message_reference"] = {"type": 0, "channel_id": str(ref_channel),
-                                            "message_id": str(reference["message_id"]),
-                                            "guild_id": str(self.guild_id)}
+                                            "message_id": str(reference["message_id"])}
+            if not self._is_dm(ref_channel):
+                message["message_reference"]["guild_id"] = str(self.guild_id)
             message["referenced_message"] = self._stored(ref_channel, int(reference["message_id"]))
         if store:
             self.messages[channel_id][int(message["id"])] = message
@@ -372,14 +383,20 @@ class FakeDiscord:
             raise web.HTTPNotFound(text=json.dumps({"message": "Unknown Message", "code": 10008}),
                                    content_type="application/json") from None
 
+    def _is_dm(self, channel_id: int | str) -> bool:
+        return self.channels[int(channel_id)]["type"] == 1
+
     def _visible(self, message: dict[str, Any]) -> dict[str, Any]:
-        """What the bot may see of a message: content only with the intent, or when it is the author or mentioned."""
-        if (self.intents & MESSAGE_CONTENT or message["author"]["id"] == str(self.bot_id)
+        """What the bot may see of a message: content only with the intent, in DMs, or when it wrote or is mentioned."""
+        if (self.intents & MESSAGE_CONTENT or self._is_dm(message["channel_id"])
+                or message["author"]["id"] == str(self.bot_id)
                 or any(u["id"] == str(self.bot_id) for u in message["mentions"])):
             return message
         return {**message, "content": "", "embeds": [], "attachments": [], "components": []}
 
     def _for_gateway(self, message: dict[str, Any], *, member: dict[str, Any]) -> dict[str, Any]:
+        if self._is_dm(message["channel_id"]):  # no guild, no member
+            return self._visible(message)
         return {**self._visible(message), "guild_id": str(self.guild_id), "member": member}
 
     # -- REST --------------------------------------------------------------------------------

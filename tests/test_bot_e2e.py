@@ -20,6 +20,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import discord
 import pytest
 import pytest_asyncio
 
@@ -347,6 +348,29 @@ async def test_slash_ask_is_deferred_at_once_then_answered_and_threaded(env: Env
     await s.wait_for(posted_to(original["id"]), since=mark, what="the hint in the thread")
 
 
+async def test_slash_ask_refuses_empty_questions_and_bad_dates_privately(env: Env) -> None:
+    s = env.server
+    for options, content in (({"question": "   "}, USAGE),
+                             ({"question": "What happened?", "since": "last week"},
+                              "Dates look like 2026-01-31; I can't read last week.")):
+        mark = len(s.requests)
+        interaction = await s.slash("ask", options, user=s.user("vague"))
+        reply = await s.wait_for(lambda r: interaction["token"] in r.path, since=mark)
+        assert reply.json == {"type": 4, "data": {"content": content, "flags": 64, "allowed_mentions": NONE,
+                                                  "tts": False}}
+
+
+async def test_slash_ask_with_a_date_filter_answers_from_that_period(env: Env) -> None:
+    s = env.server
+    mark = len(s.requests)
+    interaction = await s.slash("ask", {"question": "How many people were treated for heat exhaustion?",
+                                        "since": "2026-06-01", "until": "2026-06-30"}, user=s.user("dated"))
+    edit = await s.wait_for(lambda r: r.method == "PATCH" and interaction["token"] in r.path, since=mark)
+    record = answer_record(env.settings, answer_id_of(edit.json))
+    assert {c["published"] for c in record["citations"] + record["related"]} == {"2026-06-21"}
+    await s.wait_for(posted_to(edit.response["id"]), since=mark, what="the hint in the new thread")
+
+
 async def test_vote_button_is_acknowledged_ephemerally_and_logged(env: Env) -> None:
     s = env.server
     _, reply, _ = await mention(s, "How many people were treated for heat exhaustion in Valdor?")
@@ -475,6 +499,40 @@ async def test_thread_memory_and_buttons_survive_a_restart(bot_desk: Desk, tmp_p
                 await server.click(reply.response, f"newsdesk:vote:up:{answer_id_of(reply.json)}", user=user)
                 ack = await server.wait_for(lambda r: "/callback" in r.path, since=mark)
                 assert ack.json["data"]["content"] == "Thanks! Glad it helped."
+    finally:
+        await server.stop()
+
+
+async def test_direct_messages_are_answered_only_when_enabled_and_keep_a_conversation(
+        env: Env, bot_desk: Desk, tmp_path: Path) -> None:
+    s = env.server  # the shared bot does not answer DMs
+    user = s.user("private")
+    dm = s.open_dm(user)
+    mark = len(s.requests)
+    await s.user_message("How much did the Riverside library repairs cost?", author=user, channel_id=dm)
+    await mention(s, "How many votes did the tram extension get?")
+    assert not s.since(mark, "POST", f"/channels/{dm}/messages")
+    assert not s.identifies[-1]["intents"] & discord.Intents(dm_messages=True).value
+
+    server = FakeDiscord()
+    await server.start()
+    settings = bot_settings(server, bot_desk, tmp_path / "feedback.jsonl", answer_in_dms=True)
+    user = server.user("private")
+    dm = server.open_dm(user)
+    try:
+        with pointed_at(server):
+            async with running_bot(server, settings, bot_desk):
+                assert server.identifies[-1]["intents"] & discord.Intents(dm_messages=True).value
+                mark = len(server.requests)
+                await server.user_message("How much did the Riverside library repairs cost?", author=user,
+                                          channel_id=dm)
+                first = await server.wait_for(posted_to(dm), since=mark, what="an answer in the DM")
+                assert "1.3 million euros" in first.json["content"] and first.json["embeds"]
+                mark = len(server.requests)
+                await server.user_message("When did it reopen?", author=user, channel_id=dm)
+                second = await server.wait_for(posted_to(dm), since=mark, what="a follow-up answer in the DM")
+                assert "Riverside" in second.json["content"].split("-# Searched for:")[1]
+                assert not [r for r in server.since(0) if r.path.endswith("/threads")]  # no threads in DMs
     finally:
         await server.stop()
 
