@@ -16,6 +16,9 @@ import discord
 from bot.client import INTENT_OFF, NewsdeskBot
 from bot.settings import PORTAL, TOKEN_ENV, BotSettings, SettingsError, discord_token, load_settings
 from newsdesk.desk import Desk
+from newsdesk.embed import ModelNotFound
+from newsdesk.index import IndexMismatch
+from newsdesk.reader import IndexMissing
 
 log = logging.getLogger("newsdesk.bot")
 
@@ -64,14 +67,8 @@ def run(config: str | Path | None = None, *, index_dir: str | Path | None = None
                      f"-> Reset Token) and set {TOKEN_ENV} to the new one")
     except (aiohttp.ClientConnectorError, discord.GatewayNotFound) as err:
         return _fail(f"cannot reach Discord ({type(err).__name__}); check the network connection and try again")
-    except Exception as err:
-        from newsdesk.embed import ModelNotFound
-        from newsdesk.index import IndexMismatch
-        from newsdesk.reader import IndexMissing
-
-        if isinstance(err, (IndexMissing, IndexMismatch, ModelNotFound, FileNotFoundError)):
-            return _fail(str(err))
-        raise
+    except (IndexMissing, IndexMismatch, ModelNotFound, FileNotFoundError) as err:
+        return _fail(str(err))
     return 0
 
 

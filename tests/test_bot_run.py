@@ -121,3 +121,15 @@ def test_python_dash_m_bot_runs_the_bot_and_exits_non_zero_without_a_token(tmp_p
                           text=True, timeout=120)
     assert done.returncode == 1
     assert done.stderr.startswith("error: DISCORD_TOKEN is not set")
+
+
+def test_missing_index_is_a_one_line_error_after_a_good_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.delenv("NEWSDESK_BOT_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with server_in_thread() as server:
+        monkeypatch.setenv("DISCORD_TOKEN", server.TOKEN)
+        assert run(index_dir=tmp_path / "no-index") == 1
+    err = capsys.readouterr().err
+    assert err == f"error: no index in {tmp_path / 'no-index'}: run `newsdesk index` to build one from your corpus\n"
+    assert server.TOKEN not in err
