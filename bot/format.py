@@ -58,7 +58,8 @@ def _escape_plain(text: str) -> str:
 
 
 def escape_quote(text: str, limit: int = QUOTE_CHARS) -> str:
-    return escape(truncate(" ".join(text.split()), limit))
+    """Escaped first, then trimmed: a cut can then never leave half a mention unescaped."""
+    return truncate(escape(text), limit)
 
 
 def link(url: str | None) -> str | None:
@@ -74,25 +75,30 @@ def date(published: str | None) -> str:
 
 # -- answers -----------------------------------------------------------------------------------
 def answer_text(answer: Answer) -> str:
-    """The answer's sentences, escaped, each followed by its unescaped [n] marker."""
-    if not answer.citations:
-        return escape(answer.text)
-    by_n = {c.n: c for c in answer.citations}
+    """The answer's sentences, escaped, each followed by its unescaped [n] marker.
+
+    A marker counts only where the text before it ends with the quote it cites, taken in the
+    citations' order, so a quote that itself contains something like "[7]" stays text.
+    """
+    text = answer.text
     pieces: list[str] = []
     pos = 0
-    for m in re.finditer(r"\[(\d+)\]", answer.text):
-        cited = by_n.get(int(m.group(1)))
-        before = answer.text[pos:m.start()]
-        # A marker is real when the sentence before it is the quote it cites (a quote may itself
-        # contain something like "[2]", which must stay text).
-        if cited is None or not " ".join(before.split()).endswith(" ".join(cited.quote.split())):
+    for c in answer.citations:
+        marker = f"[{c.n}]"
+        at = text.find(marker, pos)
+        while at != -1 and not _words(text[pos:at]).endswith(_words(c.quote)):
+            at = text.find(marker, at + 1)
+        if at == -1:
             continue
-        pieces.append(f"{escape(before)} [{cited.n}]".strip())
-        pos = m.end()
-    rest = answer.text[pos:].strip()
-    if rest:
-        pieces.append(escape(rest))
+        pieces.append(f"{escape(text[pos:at])} {marker}".strip())
+        pos = at + len(marker)
+    if text[pos:].strip():
+        pieces.append(escape(text[pos:]))
     return " ".join(pieces)
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
 
 
 def render_answer(answer: Answer, *, question: str | None = None, notes: Iterable[str] = (),
@@ -127,7 +133,7 @@ def render_answer(answer: Answer, *, question: str | None = None, notes: Iterabl
 def source_embed(c: Citation, colour: int = ANSWER_COLOUR) -> dict[str, Any]:
     embed: dict[str, Any] = {
         "type": "rich",
-        "title": f"[{c.n}] {escape(truncate(c.title, TITLE_CHARS))}",
+        "title": f"[{c.n}] {escape_quote(c.title, TITLE_CHARS)}",
         "description": f"“{escape_quote(c.quote)}”",
         "color": colour,
         "footer": {"text": f"Published {date(c.published)}" if c.published else "Publication date unknown"},
@@ -140,7 +146,7 @@ def source_embed(c: Citation, colour: int = ANSWER_COLOUR) -> dict[str, Any]:
 def related_embed(related: list[Citation]) -> dict[str, Any]:
     lines = []
     for c in related:
-        title = escape(truncate(c.title, TITLE_CHARS))
+        title = escape_quote(c.title, TITLE_CHARS)
         url = link(c.url)
         lines.append(f"[{c.n}] " + (f"[{title}]({url})" if url else title) + f" · {date(c.published)}")
     return {"type": "rich", "title": "Related", "description": "\n".join(lines), "color": RELATED_COLOUR}
@@ -156,7 +162,7 @@ def source_lines(sources: list[Citation], related: list[Citation]) -> list[str]:
         for c in items:
             url = link(c.url)
             meta = " · ".join(x for x in (date(c.published), url and f"<{url}>") if x)
-            out.append(f"[{c.n}] {escape(truncate(c.title, TITLE_CHARS))} · {meta}")
+            out.append(f"[{c.n}] {escape_quote(c.title, TITLE_CHARS)} · {meta}")
             if heading == "Sources":
                 out.append(f"> “{escape_quote(c.quote)}”")
     return out

@@ -179,7 +179,8 @@ def test_any_answer_becomes_sendable_inert_messages_with_whole_markers(answer: A
     pages = render_answer(answer, question=question, embed_links=embed_links)
     assert_sendable(pages)
     everything = json.dumps([(p.content, p.embeds) for p in pages], ensure_ascii=False)
-    outside_links = re.sub(r"<https?://[^\s<>]+>|\(https?://[^\s()]+\)|\"url\": \"[^\"]*\"", "", everything)
+    # (Discord reads a link up to the next space; a mention inside one is part of the link.)
+    outside_links = re.sub(r"https?://[^\s\"]+|\"url\": \"[^\"]*\"", "", everything)
     assert "@everyone" not in outside_links and "@here" not in outside_links and "<@1" not in outside_links
     # Every marker the bot wrote is in the message text, whole and in order: a split inside one
     # would leave it unrecognisable. (Brackets inside links are part of the link.)
