@@ -35,6 +35,13 @@ UntilOpt = Annotated[Optional[str], typer.Option(help="Only articles published o
 SourceOpt = Annotated[Optional[str], typer.Option(help="Only articles from this source.")]
 
 
+@app.callback()
+def _main() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+
+
 def _fail(message: str) -> typer.Exit:
     err.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(1)
@@ -153,6 +160,31 @@ def chat(corpus: CorpusOpt = Path("corpus"), index: IndexOpt = Path("index"), mo
 
 
 @app.command()
+def watch(corpus: CorpusOpt = Path("corpus"), index: IndexOpt = Path("index"), model: ModelOpt = None,
+          debounce: Annotated[float, typer.Option(help="Seconds of quiet before an update.")] = 1.0,
+          settle: Annotated[float, typer.Option(help="A file changed less than this many seconds ago waits.")] = 1.0,
+          poll: Annotated[bool, typer.Option("--poll", help="Poll instead of filesystem events.")] = False) -> None:
+    """Keep the index current while articles are added, changed or deleted (Ctrl-C stops)."""
+    import logging
+    import time
+
+    from newsdesk.watch import Watcher
+
+    logging.getLogger("newsdesk").setLevel(logging.INFO)
+    try:
+        desk = _run_index(corpus, index, model, rebuild=False)[0]
+    except _known_errors() as e:
+        raise _fail(str(e))
+    err.print(f"Watching {corpus} for changes (Ctrl-C stops).")
+    with Watcher(desk, debounce=debounce, settle=settle, poll=poll):
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command()
 def stats(index: IndexOpt = Path("index"), as_json: JsonOpt = False) -> None:
     """What the index holds: documents, chunks, model, last update."""
     from newsdesk.reader import IndexReader
@@ -167,6 +199,23 @@ def stats(index: IndexOpt = Path("index"), as_json: JsonOpt = False) -> None:
         return
     for key, value in info.items():
         out.print(f"[bold]{key}[/bold]: {escape(str(value))}")
+
+
+@app.command()
+def check(index: IndexOpt = Path("index")) -> None:
+    """Verify that the index is consistent (manifest, vectors, keyword index and chunks agree)."""
+    from newsdesk.check import check_index
+    from newsdesk.reader import IndexReader
+
+    try:
+        problems = check_index(IndexReader(index))
+    except _known_errors() as e:
+        raise _fail(str(e))
+    for problem in problems:
+        err.print(f"[red]problem:[/red] {escape(problem)}")
+    if problems:
+        raise _fail(f"{index} is inconsistent: run `newsdesk index --rebuild` to rebuild it")
+    out.print(f"{index} is consistent.")
 
 
 def _meta(published: Optional[str], url: Optional[str]) -> str:

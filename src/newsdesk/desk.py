@@ -90,12 +90,13 @@ class Desk:
         return ChatSession(self)
 
     # -- maintenance -------------------------------------------------------------------------
-    def update(self, *, rebuild: bool = False, progress: bool = False, lock_timeout: float = -1) -> UpdateReport:
+    def update(self, *, rebuild: bool = False, progress: bool = False, lock_timeout: float = -1,
+               settle: float = 0.0) -> UpdateReport:
         """Bring the index up to date with the corpus; open desks see the result at their next question."""
         use_threads(os.cpu_count() or 1)
         try:
-            self.last_update = update_index(self.settings, self.embedder, rebuild=rebuild,
-                                            progress=progress, lock_timeout=lock_timeout)
+            self.last_update = update_index(self.settings, self.embedder, rebuild=rebuild, progress=progress,
+                                            lock_timeout=lock_timeout, settle=settle)
         finally:
             use_threads(1)
         return self.last_update

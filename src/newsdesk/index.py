@@ -208,13 +208,13 @@ def _commit_batch(store: Store, batch: list[tuple[Document, list[Chunk]]], vecto
     with store.transaction() as conn:
         replaced = [*removals, *(doc.doc_id for doc, _ in batch)]
         for doc_id, old_hash in Store.documents(conn, replaced).items():
-            fingerprint ^= _doc_print(doc_id, old_hash)
+            fingerprint ^= document_print(doc_id, old_hash)
             chunks -= Store.remove_document(conn, doc_id)
             documents -= 1
         pos = 0
         for doc, doc_chunks in batch:
             Store.add_document(conn, doc, doc_chunks, ids[pos:pos + len(doc_chunks)].tolist(), segment)
-            fingerprint ^= _doc_print(doc.doc_id, doc.content_hash())
+            fingerprint ^= document_print(doc.doc_id, doc.content_hash())
             pos += len(doc_chunks)
             chunks += len(doc_chunks)
             documents += 1
@@ -230,7 +230,7 @@ def _commit_batch(store: Store, batch: list[tuple[Document, list[Chunk]]], vecto
         )
 
 
-def _doc_print(doc_id: str, content_hash: str) -> int:
+def document_print(doc_id: str, content_hash: str) -> int:
     """A document's share of the corpus fingerprint: XOR-ed in and out as documents come and go."""
     return int.from_bytes(hashlib.sha256(f"{doc_id}\0{content_hash}".encode()).digest()[:16], "big")
 

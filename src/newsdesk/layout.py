@@ -12,6 +12,7 @@ is complete, so an interrupted rebuild leaves the last good index in place.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
@@ -21,6 +22,8 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from newsdesk.vectors import fsync_path
+
+log = logging.getLogger("newsdesk")
 
 CURRENT = "CURRENT"
 LOCK = ".writer.lock"
@@ -71,7 +74,13 @@ def writer_lock(index_dir: Path, timeout: float = -1) -> FileLock:
     index_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(index_dir / LOCK))
     try:
-        lock.acquire(timeout=timeout)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if timeout == 0:
+                raise
+            log.warning("another newsdesk process is updating %s; waiting for it to finish", index_dir)
+            lock.acquire(timeout=timeout)
     except Timeout:
         raise IndexBusy(
             f"another newsdesk process is updating {index_dir}; wait for it to finish and try again"
