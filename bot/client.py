@@ -239,6 +239,7 @@ class Newsdesk(commands.Cog):
             return
         await interaction.response.defer(thinking=True)
         channel = interaction.channel
+        sent: list[discord.Message] = []
         try:
             question, notes = self._trim(question)
             session = await self._session_for(channel) if self._is_conversation(channel) else None
@@ -255,8 +256,12 @@ class Newsdesk(commands.Cog):
                 await self._open_thread(sent[0], question, session)
         except Exception:
             error_id = self.bot.report_error(f"answering /ask from user {interaction.user.id}")
-            await _quietly(interaction.edit_original_response(content=apology(error_id), embeds=[], view=None,
-                                                              allowed_mentions=NO_MENTIONS))
+            if sent:  # the answer is out: do not replace it, tell the asker privately
+                await _quietly(interaction.followup.send(apology(error_id), ephemeral=True,
+                                                         allowed_mentions=NO_MENTIONS))
+            else:
+                await _quietly(interaction.edit_original_response(content=apology(error_id), embeds=[], view=None,
+                                                                  allowed_mentions=NO_MENTIONS))
 
     @app_commands.command(description="What the index holds: documents, chunks, model, last update.")
     async def stats(self, interaction: discord.Interaction) -> None:
@@ -311,7 +316,10 @@ class Newsdesk(commands.Cog):
                     await self._on_question(message, conversation=True)
                 return
             if isinstance(channel, discord.PartialMessageable):  # a thread the cache does not know (yet)
-                channel = await self.bot.fetch_channel(channel.id)
+                try:
+                    channel = await self.bot.fetch_channel(channel.id)
+                except discord.HTTPException:
+                    return
             if isinstance(channel, discord.Thread) and channel.owner_id == me.id:
                 if not self.settings.allows_channel(channel.parent_id):
                     return
@@ -431,7 +439,11 @@ class Newsdesk(commands.Cog):
             self._remember(thread.id, session)
         hint = FOLLOW_UP_HINT if self.bot.intents.message_content else MENTION_HINT.format(
             mention=self.bot.user.mention)
-        await thread.send(hint, allowed_mentions=NO_MENTIONS)
+        try:
+            await thread.send(hint, allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException as err:
+            log.warning("Could not post in the new thread %s (%s): give the bot the 'Send Messages in "
+                        "Threads' permission", thread.id, err)
 
     # -- checks --------------------------------------------------------------------------------
     def _refusal(self, interaction: discord.Interaction) -> str | None:

@@ -46,6 +46,7 @@ MEMBER_PERMISSIONS = discord.Permissions(
     create_public_threads=True, send_messages_in_threads=True, use_application_commands=True, add_reactions=True,
 ).value
 EMBED_LINKS = discord.Permissions(embed_links=True).value
+CREATE_PUBLIC_THREADS = discord.Permissions(create_public_threads=True).value
 BODY = web.RequestKey("json", object)  # the parsed request body
 
 
@@ -83,7 +84,7 @@ class FakeDiscord:
         self.admin_role_id = self.snowflake()
         self.news_channel_id = self.snowflake()  # where questions are allowed
         self.other_channel_id = self.snowflake()
-        self.plain_channel_id = self.snowflake()  # @everyone may not embed links here
+        self.plain_channel_id = self.snowflake()  # @everyone may neither embed links nor open threads here
         self.bot_user = user_payload(self.bot_id, "newsdesk", bot=True)
         self.users: dict[int, dict[str, Any]] = {}
         self.roles = [
@@ -97,7 +98,8 @@ class FakeDiscord:
         self.channels: dict[int, dict[str, Any]] = {}
         for i, (cid, name) in enumerate([(self.news_channel_id, "news"), (self.other_channel_id, "random"),
                                           (self.plain_channel_id, "no-embeds")]):
-            deny = [{"id": str(self.guild_id), "type": 0, "allow": "0", "deny": str(EMBED_LINKS)}]
+            deny = [{"id": str(self.guild_id), "type": 0, "allow": "0",
+                     "deny": str(EMBED_LINKS | CREATE_PUBLIC_THREADS)}]
             self.channels[cid] = {
                 "id": str(cid), "type": 0, "guild_id": str(self.guild_id), "name": name, "position": i,
                 "permission_overwrites": deny if cid == self.plain_channel_id else [], "parent_id": None,
@@ -501,6 +503,8 @@ class FakeDiscord:
         starter = self._stored(cid, mid)
         if self.channels[cid]["type"] != 0:
             return _json({"message": "Cannot execute action on this channel type", "code": 50024}, status=400)
+        if not self._channel_permissions(cid) & CREATE_PUBLIC_THREADS:
+            return _json({"message": "Missing Permissions", "code": 50013}, status=403)
         if not body.get("name") or len(body["name"]) > 100:
             return _json({"message": "Invalid Form Body", "code": 50035,
                           "errors": {"name": {"_errors": [{"code": "BASE_TYPE_BAD_LENGTH"}]}}}, status=400)

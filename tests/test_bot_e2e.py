@@ -24,7 +24,7 @@ import discord
 import pytest
 import pytest_asyncio
 
-from bot.format import FOLLOW_UP_HINT, MENTION_HINT, USAGE
+from bot.format import FOLLOW_UP_HINT, MENTION_HINT, USAGE, escape
 from bot.runner import serve
 from bot.settings import BotSettings
 from discord_server import MESSAGE_CONTENT, FakeDiscord, Request, pointed_at
@@ -109,8 +109,20 @@ async def mention(server: FakeDiscord, text: str, *, user: dict | None = None, c
     reply = await server.wait_for(posted_to(channel_id), since=mark, what="a reply to the mention")
     if reply.json.get("components") and server.channels[channel_id]["type"] == 0:
         # a new question: let the bot finish opening its thread before the test goes on
-        await server.wait_for(posted_to(reply.response["id"]), since=mark, what="the hint in the new thread")
+        thread = await server.wait_for(lambda r: r.path.endswith(f"/messages/{reply.response['id']}/threads"),
+                                       since=mark, what="a thread on the answer")
+        if thread.status == 201:
+            await server.wait_for(posted_to(reply.response["id"]), since=mark, what="the hint in the new thread")
     return message, reply, mark
+
+
+async def eventually(check: Any, timeout: float = 5.0) -> None:
+    """Until check() is true: for effects that follow the last request the server saw."""
+    for _ in range(int(timeout / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    assert check()
 
 
 def records(settings: BotSettings, kind: str) -> list[dict]:
@@ -164,20 +176,22 @@ async def test_mention_gets_cited_answer_with_source_embeds_buttons_and_a_thread
     assert record["question"] == question and not record["abstained"]
     cited = record["citations"][0]
     assert "1.3 million euros" in cited["quote"]
-    assert body["content"] == f"{cited['quote']} [1]"
+    assert body["content"] == " ".join(f"{escape(c['quote'])} [{c['n']}]" for c in record["citations"])
     assert body["allowed_mentions"] == REPLY_NONE
     assert str(body["message_reference"]["message_id"]) == asked["id"]
     assert body["components"] == vote_buttons(answer_id)
 
-    source, *rest = body["embeds"]
+    # one card per source, then one listing the related articles
+    assert [e["title"] for e in body["embeds"]] == [f"[{c['n']}] {c['title']}" for c in record["citations"]] + \
+        (["Related"] if record["related"] else [])
+    source = body["embeds"][0]
     assert source == {
         "type": "rich", "title": "[1] Riverside library reopens after flood repairs", "url": LIBRARY_URL,
         "description": f"“{cited['quote']}”", "color": 0x2F80ED, "footer": {"text": "Published 2026-04-02"},
         "flags": 0,
     }
-    related = rest[-1]
-    assert related["title"] == "Related"
-    lines = related["description"].splitlines()
+    assert record["related"], "the fixture corpus always has related articles"
+    lines = body["embeds"][-1]["description"].splitlines()
     assert len(lines) == len(record["related"])
     for line, r in zip(lines, record["related"]):
         title = f"[{r['title']}]({r['url']})" if r["url"] else r["title"]
@@ -285,14 +299,19 @@ async def test_per_user_rate_limit_replies_politely_once(env: Env) -> None:
     assert len(s.since(mark, "POST", f"/channels/{s.news_channel_id}/messages")) == 2
 
 
-async def test_channel_without_embed_links_gets_sources_as_text(env: Env) -> None:
+async def test_channel_without_embed_links_or_threads_gets_sources_as_text_and_no_thread(
+        env: Env, caplog: pytest.LogCaptureFixture) -> None:
     s = env.server
-    _, reply, _ = await mention(s, "How much did the Riverside library repairs cost?", channel_id=s.plain_channel_id)
+    _, reply, mark = await mention(s, "How much did the Riverside library repairs cost?", channel_id=s.plain_channel_id)
     body = reply.json
     assert body["embeds"] == []
     assert "\n**Sources**\n[1] Riverside library reopens after flood repairs · 2026-04-02 · " \
            f"<{LIBRARY_URL}>\n> “" in body["content"]
     assert body["components"] == vote_buttons(answer_id_of(body))
+    # Discord refused the thread (no Create Public Threads): the answer stands, the host is told why
+    assert [r.status for r in s.since(mark) if r.path.endswith("/threads")] == [403]
+    assert len(s.since(mark, "POST", f"/channels/{s.plain_channel_id}/messages")) == 1
+    await eventually(lambda: "'Create Public Threads' permission" in caplog.text)
 
 
 async def test_questions_outside_the_allowed_channels_are_not_answered(env: Env) -> None:
@@ -335,7 +354,8 @@ async def test_slash_ask_is_deferred_at_once_then_answered_and_threaded(env: Env
     body = edit.json
     answer_id = answer_id_of(body)
     record = answer_record(env.settings, answer_id)
-    assert body["content"] == f"**Question:** {question}\n{record['citations'][0]['quote']} [1]"
+    assert body["content"] == f"**Question:** {question}\n" + " ".join(
+        f"{escape(c['quote'])} [{c['n']}]" for c in record["citations"])
     assert "31 to 9" in body["content"]
     assert body["allowed_mentions"] == NONE and body["components"] == vote_buttons(answer_id)
     assert body["embeds"][0]["title"] == "[1] Council approves tram line to the airport"
