@@ -458,6 +458,33 @@ async def test_reindex_is_refused_to_non_admins_and_runs_for_admins(env: Env) ->
     assert "Saturday" in reply.json["content"]
 
 
+async def test_questions_are_answered_while_a_reindex_runs(bot_desk: Desk, embedder, tmp_path: Path) -> None:
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    shutil.copytree(bot_desk.settings.corpus_dir, corpus)
+    shutil.copytree(bot_desk.settings.index_dir, index)
+    desk = Desk.open(index, corpus_dir=corpus, embedder=embedder)
+    for i in range(24):  # enough new articles that embedding them takes a while
+        (corpus / "wire" / f"market-{i}.txt").write_text(
+            f"Fish market report {i}\n\n" + " ".join(f"Stall {j} sold {i * j} crates of herring and cod "
+                                                    f"before noon on market day {i}." for j in range(8)),
+            encoding="utf-8")
+    server = FakeDiscord()
+    await server.start()
+    try:
+        with pointed_at(server):
+            async with running_bot(server, bot_settings(server, desk, tmp_path / "feedback.jsonl"), desk):
+                mark = len(server.requests)
+                interaction = await server.slash("reindex", user=server.user("editor"), roles=[server.admin_role_id])
+                await server.wait_for(lambda r: "/callback" in r.path, since=mark)
+                _, reply, _ = await mention(server, "How many votes did the tram extension get?")
+                done = await server.wait_for(lambda r: r.method == "PATCH" and interaction["token"] in r.path,
+                                             since=mark, timeout=120)
+                assert reply.json.get("components") and reply.at < done.at  # answered during the update
+                assert "24 added" in done.json["content"]
+    finally:
+        await server.stop()
+
+
 # -- failures, restarts, intents, tokens -------------------------------------------------------
 async def test_an_error_while_answering_gets_an_apology_with_an_id_and_the_bot_keeps_going(
         bot_desk: Desk, embedder, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
