@@ -47,8 +47,10 @@ INTENT_OFF = (
 
 
 # -- feedback buttons --------------------------------------------------------------------------
-class VoteButton(discord.ui.DynamicItem[discord.ui.Button],
-                 template=r"newsdesk:vote:(?P<vote>up|down):(?P<answer_id>[0-9a-f]{16})"):
+VOTE_ID = re.compile(r"newsdesk:vote:(?P<vote>up|down):(?P<answer_id>[0-9a-f]{16})")
+
+
+class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=VOTE_ID):
     """👍 or 👎 under an answer; the custom_id carries the vote and the answer id, so it outlives restarts."""
 
     def __init__(self, vote: str, answer_id: str):
@@ -88,7 +90,7 @@ def answer_ids(message: discord.Message) -> list[str]:
     ids: list[str] = []
     for row in message.components:
         for child in getattr(row, "children", []):
-            m = VoteButton.__discord_ui_compiled_template__.fullmatch(getattr(child, "custom_id", None) or "")
+            m = VOTE_ID.fullmatch(getattr(child, "custom_id", None) or "")
             if m and m["answer_id"] not in ids:
                 ids.append(m["answer_id"])
     return ids
@@ -119,7 +121,7 @@ class NewsdeskBot(commands.Bot):
                                                 corpus_dir=self.settings.corpus_dir)
         self.add_dynamic_items(VoteButton)
         await self.add_cog(Newsdesk(self))
-        self.tree.on_error = self.on_app_command_error
+        self.tree.error(self.on_app_command_error)
         if self.settings.sync_commands:
             await self.sync_commands()
         if not self.intents.message_content:
@@ -147,14 +149,16 @@ class NewsdeskBot(commands.Bot):
         """No prefix commands: the cog handles questions."""
 
     async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
-        error_id = self.report_error(f"running /{interaction.command.name if interaction.command else '?'}",
-                                     exc=error)
+        if isinstance(error, app_commands.CommandNotFound):  # e.g. a command an older version registered
+            reply = "I don't have that command any more; Discord should stop offering it shortly."
+        else:
+            reply = apology(self.report_error(
+                f"running /{interaction.command.name if interaction.command else '?'}", exc=error))
         try:
             if interaction.response.is_done():
-                await interaction.followup.send(apology(error_id), ephemeral=True, allowed_mentions=NO_MENTIONS)
+                await interaction.followup.send(reply, ephemeral=True, allowed_mentions=NO_MENTIONS)
             else:
-                await interaction.response.send_message(apology(error_id), ephemeral=True,
-                                                        allowed_mentions=NO_MENTIONS)
+                await interaction.response.send_message(reply, ephemeral=True, allowed_mentions=NO_MENTIONS)
         except discord.HTTPException:
             pass
 

@@ -47,8 +47,12 @@ async def serve(settings: BotSettings, token: str, *, desk: Desk | None = None, 
 def run(config: str | Path | None = None, *, index_dir: str | Path | None = None,
         corpus_dir: str | Path | None = None, log_level: str = "INFO") -> int:
     """Run the bot in the foreground; returns the process exit code (0 after Ctrl-C, 1 on an error)."""
-    if not logging.getLogger().handlers:  # leave logging alone if the caller has set it up
-        discord.utils.setup_logging(level=getattr(logging, log_level.upper(), logging.INFO), root=True)
+    level = getattr(logging, log_level.upper(), logging.INFO)
+    if logging.getLogger().handlers:  # the caller (the CLI) set up logging: keep its handlers
+        for name in ("newsdesk.bot", "discord"):
+            logging.getLogger(name).setLevel(level)
+    else:
+        discord.utils.setup_logging(level=level, root=True)
     try:
         settings = load_settings(config)
         if index_dir is not None:

@@ -318,7 +318,7 @@ class FakeDiscord:
                 "options": [{"name": k, "type": 3, "value": v} for k, v in (options or {}).items()]}
         if command.get("guild_id"):
             data["guild_id"] = command["guild_id"]
-        return await self._interact(2, data, user=user, channel_id=channel_id or self.news_channel_id,
+        return await self.interact(2, data, user=user, channel_id=channel_id or self.news_channel_id,
                                     roles=roles, permissions=permissions)
 
     async def click(self, message: dict[str, Any], custom_id: str, *, user: dict[str, Any]) -> dict[str, Any]:
@@ -326,9 +326,9 @@ class FakeDiscord:
         channel_id = int(message["channel_id"])
         stored = self._stored(channel_id, int(message["id"]))
         data = {"custom_id": custom_id, "component_type": 2}
-        return await self._interact(3, data, user=user, channel_id=channel_id, message=stored)
+        return await self.interact(3, data, user=user, channel_id=channel_id, message=stored)
 
-    async def _interact(self, kind: int, data: dict[str, Any], *, user: dict[str, Any], channel_id: int,
+    async def interact(self, kind: int, data: dict[str, Any], *, user: dict[str, Any], channel_id: int,
                         roles: list[int] = (), permissions: int = MEMBER_PERMISSIONS,
                         message: dict[str, Any] | None = None) -> dict[str, Any]:
         iid = self.snowflake()

@@ -391,6 +391,17 @@ async def test_slash_ask_with_a_date_filter_answers_from_that_period(env: Env) -
     await s.wait_for(posted_to(edit.response["id"]), since=mark, what="the hint in the new thread")
 
 
+async def test_a_command_the_bot_no_longer_has_gets_a_private_explanation(env: Env) -> None:
+    s = env.server
+    mark = len(s.requests)
+    stale = {"id": str(s.snowflake()), "name": "summarize", "type": 1, "options": [], "guild_id": str(s.guild_id)}
+    interaction = await s.interact(2, stale, user=s.user("nostalgic"), channel_id=s.news_channel_id)
+    reply = await s.wait_for(lambda r: interaction["token"] in r.path, since=mark)
+    assert reply.json == {"type": 4, "data": {
+        "content": "I don't have that command any more; Discord should stop offering it shortly.", "flags": 64,
+        "allowed_mentions": NONE, "tts": False}}
+
+
 async def test_vote_button_is_acknowledged_ephemerally_and_logged(env: Env) -> None:
     s = env.server
     _, reply, _ = await mention(s, "How many people were treated for heat exhaustion in Valdor?")
