@@ -32,6 +32,7 @@ from newsdesk.answer import Answer
 from newsdesk.chat import ChatSession
 from newsdesk.desk import Desk
 from newsdesk.layout import IndexBusy
+from newsdesk.watch import Watcher
 
 log = logging.getLogger("newsdesk.bot")
 T = TypeVar("T")
@@ -113,6 +114,7 @@ class NewsdeskBot(commands.Bot):
         self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="newsdesk-ask")
         # Updates get their own thread, so questions keep being answered during one.
         self.maintenance = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsdesk-reindex")
+        self.watcher: Watcher | None = None
 
     async def setup_hook(self) -> None:
         if self.desk is None:
@@ -126,6 +128,9 @@ class NewsdeskBot(commands.Bot):
             await self.sync_commands()
         if not self.intents.message_content:
             log.warning(INTENT_OFF)
+        if self.settings.watch:
+            log.info("Watching %s: new articles are indexed as they land", self.settings.corpus_dir)
+            self.watcher = Watcher(self.desk).start()
 
     async def sync_commands(self) -> None:
         try:
@@ -174,6 +179,8 @@ class NewsdeskBot(commands.Bot):
         return error_id
 
     async def close(self) -> None:
+        if self.watcher is not None:
+            await asyncio.to_thread(self.watcher.stop)
         await super().close()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.maintenance.shutdown(wait=False, cancel_futures=True)

@@ -49,7 +49,7 @@ def run(config: str | Path | None = None, *, index_dir: str | Path | None = None
     """Run the bot in the foreground; returns the process exit code (0 after Ctrl-C, 1 on an error)."""
     level = getattr(logging, log_level.upper(), logging.INFO)
     if logging.getLogger().handlers:  # the caller (the CLI) set up logging: keep its handlers
-        for name in ("newsdesk.bot", "discord"):
+        for name in ("newsdesk", "discord"):
             logging.getLogger(name).setLevel(level)
     else:
         discord.utils.setup_logging(level=level, root=True)

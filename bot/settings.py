@@ -35,6 +35,8 @@ class BotSettings:
     rate_limit: int = 5
     rate_window: float = 60.0
     answer_in_dms: bool = False
+    # Keep the index current in the background while articles land in corpus_dir.
+    watch: bool = False
     feedback_log: Path = Path("feedback.jsonl")
     # Ask Discord for the privileged Message Content intent (needed for follow-ups without a mention).
     message_content: bool = True
@@ -59,6 +61,7 @@ ENV = {
     "rate_limit": "NEWSDESK_BOT_RATE_LIMIT",
     "rate_window": "NEWSDESK_BOT_RATE_WINDOW",
     "answer_in_dms": "NEWSDESK_BOT_DMS",
+    "watch": "NEWSDESK_BOT_WATCH",
     "feedback_log": "NEWSDESK_BOT_FEEDBACK_LOG",
     "message_content": "NEWSDESK_BOT_MESSAGE_CONTENT",
     "sync_commands": "NEWSDESK_BOT_SYNC_COMMANDS",
@@ -125,7 +128,7 @@ def _from_file(file: Path) -> dict[str, Any]:
 
 _PATHS = {"index_dir", "corpus_dir", "feedback_log"}
 _ID_SETS = {"allowed_channels", "admin_roles", "command_guilds"}
-_BOOLS = {"answer_in_dms", "message_content", "sync_commands"}
+_BOOLS = {"answer_in_dms", "message_content", "sync_commands", "watch"}
 _INTS = {"rate_limit", "max_question_chars", "k", "workers"}
 _FLOATS = {"rate_window"}
 

@@ -74,6 +74,7 @@ class AnswerSettings:
     w_passage: float = 0.15
     w_dense: float = 0.30
     w_type: float = 0.10
+    title_context: bool = True
 
 
 @dataclass(frozen=True)
@@ -113,13 +114,16 @@ def score_sentences(question: str, passages: Sequence[Passage], doc_texts: dict[
     out: list[Scored] = []
     for p in passages:
         text = doc_texts[p.doc_id]
-        passage_cover = sum(weights[t] for t in q_terms.intersection(terms(p.text))) / total
+        # The headline names what every sentence of the article is about ("Brisk opens bridge" /
+        # "The bridge cost 24 million"), so its terms count as present in each sentence.
+        context = set(terms(p.title)) if settings.title_context else set()
+        passage_cover = sum(weights[t] for t in q_terms & (context | set(terms(p.text)))) / total
         for start, end in p.sentences:
             if (p.doc_id, start) in seen:
                 continue
             seen.add((p.doc_id, start))
             sentence = text[start:end]
-            cover = sum(weights[t] for t in q_terms.intersection(terms(sentence))) / total
+            cover = sum(weights[t] for t in q_terms & (context | set(terms(sentence)))) / total
             typed = 1.0 if wants is None or has_answer_type(sentence, wants, q_words) else 0.0
             score = (settings.w_sentence * cover + settings.w_passage * passage_cover
                      + settings.w_dense * max(p.dense, 0.0) + settings.w_type * typed)

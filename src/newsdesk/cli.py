@@ -184,6 +184,18 @@ def watch(corpus: CorpusOpt = Path("corpus"), index: IndexOpt = Path("index"), m
             pass
 
 
+@app.command("discord")
+def discord_bot(
+    config: Annotated[Optional[Path], typer.Option(help="Bot settings file (default: ./newsdesk-bot.toml).")] = None,
+    index: Annotated[Optional[Path], typer.Option(help="Index folder (overrides the settings file).")] = None,
+    corpus: Annotated[Optional[Path], typer.Option(help="Corpus folder (overrides the settings file).")] = None,
+) -> None:
+    """Run the Discord bot (token from $DISCORD_TOKEN; see docs/discord.md)."""
+    from bot.runner import run
+
+    raise typer.Exit(run(config, index_dir=index, corpus_dir=corpus))
+
+
 @app.command()
 def stats(index: IndexOpt = Path("index"), as_json: JsonOpt = False) -> None:
     """What the index holds: documents, chunks, model, last update."""
