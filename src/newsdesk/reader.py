@@ -78,7 +78,6 @@ class IndexReader:
                 sizes = dict(conn.execute("SELECT name, vectors FROM segments"))
                 segments = {name: self._segments.get(name) or read_segment(name, store.folder / "segments")
                             for name in sizes}
-                chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
                 self._segments, self._generation = segments, generation
-                self._dead = sum(sizes.values()) - chunks
+                self._dead = manifest["vectors"] - manifest["chunks"]
             return Generation(conn, manifest, dict(self._segments), self._dead)
