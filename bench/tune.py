@@ -11,6 +11,7 @@ and fused offline, so the grid costs no extra retrieval.
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 import json
 import os
 import sys
@@ -86,19 +87,18 @@ def answer_accuracy(evidence, settings: AnswerSettings) -> float:
 
 def tune_answerer(sets: dict[str, list]) -> tuple[AnswerSettings, list[dict]]:
     table = []
-    grid = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
-    for ws, wp, wd in itertools.product(grid, grid, grid):
-        wt = round(1 - ws - wp - wd, 2)
-        if wt < 0 or wt > 0.3:
+    grid = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    for ws, wp in itertools.product(grid, grid):
+        wd = round(1 - ws - wp, 2)
+        if wd < 0:
             continue
-        settings = AnswerSettings(threshold=-1, w_sentence=ws, w_passage=wp, w_dense=wd, w_type=wt)
-        row = {"w_sentence": ws, "w_passage": wp, "w_dense": wd, "w_type": wt}
+        settings = AnswerSettings(threshold=-1, w_sentence=ws, w_passage=wp, w_dense=wd)
+        row = {"w_sentence": ws, "w_passage": wp, "w_dense": wd}
         for name, evidence in sets.items():
             row[name] = answer_accuracy([e for e in evidence if e[0].answers], settings)
         table.append(row)
     best = max(table, key=lambda r: sum(r[n] for n in sets) / len(sets))
-    return AnswerSettings(w_sentence=best["w_sentence"], w_passage=best["w_passage"], w_dense=best["w_dense"],
-                          w_type=best["w_type"]), table
+    return AnswerSettings(w_sentence=best["w_sentence"], w_passage=best["w_passage"], w_dense=best["w_dense"]), table
 
 
 def gather(desk: Desk, questions, fusion: Fusion):
@@ -133,9 +133,25 @@ def main() -> None:
     ev_test = gather(squad_desk, sq_test, fusion)
     print("answerer chosen:", settings, file=sys.stderr)
 
+    never = replace(settings, threshold=-1.0)
+
+    def scores(evidence, answerable=None):
+        return [(answer(q.text, *ev, never).evidence, bool(q.answers) if answerable is None else answerable)
+                for q, ev in evidence]
+
     def curve(evidence):
-        never = AnswerSettings(**{**settings.__dict__, "threshold": -1.0})
-        return abstention_curve([(answer(q.text, *ev, never).evidence, bool(q.answers)) for q, ev in evidence])
+        return abstention_curve(scores(evidence))
+
+    # Off-topic questions: news quiz questions asked of the Wikipedia paragraphs, and SQuAD
+    # questions asked of the news articles. The corpus cannot answer them.
+    off_topic = scores(gather(squad_desk, nq.questions, fusion), False) + scores(
+        gather(news_desk, [q for q in sq.questions if q.answers][::10], fusion), False)
+    on_topic = [s for s in scores(ev_sets["squad_cal"]) if s[1]] + scores(ev_sets["newsqa"])
+    # The threshold: the highest that still answers at least 97% of the answerable tuning questions.
+    on_scores = sorted(s for s, _ in on_topic)
+    threshold = round(on_scores[int(0.03 * len(on_scores))] - 0.005, 3)
+    settings = replace(settings, threshold=threshold)
+    off_curve = abstention_curve(on_topic + off_topic)
 
     result = {
         "fusion": fusion.__dict__, "fusion_table": fusion_table,
@@ -145,10 +161,17 @@ def main() -> None:
         "answer_test_half": answer_accuracy([e for e in ev_test if e[0].answers], settings),
         "abstention_curve_calibration": curve(ev_sets["squad_cal"]),
         "abstention_curve_test": curve(ev_test),
+        "off_topic_questions": len(off_topic),
+        "abstention_curve_off_topic": off_curve,
+        "off_topic_abstained_at_threshold": sum(s < threshold for s, _ in off_topic) / len(off_topic),
+        "squad_test_at_threshold": {
+            "answerable_answered": sum(s >= threshold for s, a in scores(ev_test) if a) / sum(1 for q, _ in ev_test if q.answers),
+            "unanswerable_abstained": sum(s < threshold for s, a in scores(ev_test) if not a) / sum(1 for q, _ in ev_test if not q.answers),
+        },
     }
     (RESULTS / "tuning.json").write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if "table" not in k and "curve" not in k}, indent=2))
-    for row in result["abstention_curve_calibration"]:
+    for row in result["abstention_curve_off_topic"]:
         print(row)
 
 
