@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from newsdesk.llm import LLMSettings, LLMSettingsError
+
 DEFAULT_FILE = "newsdesk-bot.toml"
 PORTAL = "https://discord.com/developers/applications"
 
@@ -47,6 +49,8 @@ class BotSettings:
     k: int = 5
     # Questions answered at the same time (each uses one CPU core while it runs).
     workers: int = 2
+    # A language model for generated answers (the [llm] table, NEWSDESK_LLM_* variables); None: extractive.
+    llm: LLMSettings | None = None
 
     def allows_channel(self, channel_id: int | None) -> bool:
         return not self.allowed_channels or channel_id in self.allowed_channels
@@ -71,6 +75,7 @@ ENV = {
     "workers": "NEWSDESK_BOT_WORKERS",
 }
 CONFIG_ENV = "NEWSDESK_BOT_CONFIG"
+MAX_DEADLINE = 600
 TOKEN_ENV = "DISCORD_TOKEN"
 
 
@@ -80,8 +85,10 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     explicit = path is not None or bool(env.get(CONFIG_ENV))
     file = Path(path if path is not None else env.get(CONFIG_ENV) or DEFAULT_FILE).expanduser()
     values: dict[str, Any] = {}
+    llm_table: dict[str, Any] = {}
     if file.is_file():
         values.update(_from_file(file))
+        llm_table = values.pop("llm", {})
     elif explicit:
         raise SettingsError(
             f"no settings file at {file}: copy bot/newsdesk-bot.example.toml there, or leave out the path "
@@ -91,6 +98,10 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         raw = env.get(var)
         if raw is not None and raw.strip() != "":
             values[name] = _parse(name, raw.strip(), var, base=Path.cwd())
+    try:
+        values["llm"] = LLMSettings.from_mapping(llm_table, env, where=f"[llm] in {file}")
+    except LLMSettingsError as err:
+        raise SettingsError(str(err)) from None
     settings = replace(BotSettings(), **values)
     _check(settings)
     return settings
@@ -123,7 +134,11 @@ def _from_file(file: Path) -> dict[str, Any]:
         raise SettingsError(
             f"{file}: unknown setting(s) {', '.join(unknown)}; the settings are {', '.join(sorted(known))}"
         )
-    return {name: _parse(name, value, f"{name} in {file}", base=file.parent) for name, value in data.items()}
+    llm = data.pop("llm", {})
+    if not isinstance(llm, dict):
+        raise SettingsError(f"llm in {file} must be a table: write [llm] on its own line, then its settings")
+    values = {name: _parse(name, value, f"{name} in {file}", base=file.parent) for name, value in data.items()}
+    return values | {"llm": llm}
 
 
 _PATHS = {"index_dir", "corpus_dir", "feedback_log"}
@@ -175,5 +190,8 @@ def _check(s: BotSettings) -> None:
         raise SettingsError(f"k must be between 1 and 50, not {s.k}")
     if s.workers < 1:
         raise SettingsError("workers must be at least 1")
+    if s.llm is not None and s.llm.deadline > MAX_DEADLINE:
+        raise SettingsError(f"deadline in [llm] must be at most {MAX_DEADLINE} seconds (Discord lets a bot answer an "
+                            f"interaction for 15 minutes), not {s.llm.deadline}")
     if s.max_question_chars < 20:
         raise SettingsError(f"max_question_chars must be at least 20, not {s.max_question_chars}")

@@ -60,3 +60,11 @@ def assert_quotes_verbatim(desk: Desk, answer) -> None:
             source = desk.settings.corpus_dir / source_path
             if source.suffix in {".txt", ".md", ".json", ".jsonl"}:
                 assert any(c.quote in t for t in source_texts(source)), c.quote
+
+
+@pytest.fixture(scope="session")
+def llm_corpus_desk(embedder, tmp_path_factory) -> Desk:
+    """Three short articles, one with a prompt-injection attempt, for the language-model tests (no model set)."""
+    corpus = tmp_path_factory.mktemp("llm") / "corpus"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "llm_corpus", corpus)
+    return Desk.build(corpus, corpus.parent / "index", embedder=embedder)

@@ -5,6 +5,10 @@ leans on a pronoun ("it", "they", "that", ...), or has at most two content words
 is searched as itself plus the key terms of the previous turn's standalone question (names,
 numbers, then other content words) that it does not already contain. Since that previous
 question carried its own context, the thread's topic survives several follow-ups.
+
+With a language model configured, a follow-up is instead condensed into a standalone question by
+the model (llama-index's condense-question prompt, `newsdesk.llm.LLM.condense`); if the model
+fails, the rule above is used.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from newsdesk.answer import Answer
 from newsdesk.keywords import words
+from newsdesk.llm import Deadline, LLMUnavailable
+from newsdesk.support import MARKER
 
 if TYPE_CHECKING:
     from newsdesk.desk import Desk
@@ -26,6 +32,8 @@ _PRONOUN = re.compile(
     r"the same|the other|the former|the latter)\b", re.IGNORECASE)
 # Carried terms are capped so a long first question does not drown the follow-up.
 MAX_CARRIED = 8
+# Turns of the conversation the model sees when it condenses a follow-up.
+CONDENSE_TURNS = 4
 
 
 def is_follow_up(question: str) -> bool:
@@ -76,9 +84,31 @@ class ChatSession:
         return session
 
     def ask(self, question: str, **options: Any) -> Answer:
-        query = rewrite(question, self.last_query)
+        query = self.standalone(question, options)
         result = self.desk.ask(query, **options)
         result.question = question
         result.query = query
         self.history.append((question, query, result))
         return result
+
+    def standalone(self, question: str, options: dict[str, Any]) -> str:
+        """The question to search for; with a model, condensed by it within half the deadline."""
+        llm = getattr(self.desk, "llm", None)
+        if llm is None or not llm.settings.condense or not self.history:
+            return rewrite(question, self.last_query)
+        limit = Deadline(options.get("deadline") or llm.settings.deadline)
+        try:
+            query = llm.condense(self.transcript(), question, Deadline(limit.remaining() / 2))
+        except LLMUnavailable:
+            query = rewrite(question, self.last_query)
+        options["deadline"] = max(limit.remaining(), 0.0)
+        return query
+
+    def transcript(self) -> list[tuple[str, str]]:
+        """The last turns as (role, text) messages, without citation markers (they are per answer)."""
+        messages: list[tuple[str, str]] = []
+        for asked, _, result in self.history[-CONDENSE_TURNS:]:
+            messages.append(("user", asked))
+            if result is not None and not result.abstained:
+                messages.append(("assistant", " ".join(MARKER.sub("", result.text).split())))
+        return messages

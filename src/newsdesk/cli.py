@@ -61,10 +61,14 @@ def _open_desk(corpus: Path, index: Path, model: Optional[str], *, build_if_miss
     from newsdesk.desk import Desk
     from newsdesk.layout import current_store
 
+    from newsdesk.llm import LLMSettings
+
+    llm = LLMSettings.from_env()  # NEWSDESK_LLM_*: generated answers; unset: extractive
     if current_store(index) is None and build_if_missing:
         err.print(f"No index in {index} yet: building it from {corpus} (once).")
-        return _run_index(corpus, index, model, rebuild=False)[0]
-    return Desk.open(index, model=model, corpus_dir=corpus)
+        desk = _run_index(corpus, index, model, rebuild=False)[0]
+        return Desk(desk.settings, desk.embedder, llm=llm) if llm else desk
+    return Desk.open(index, model=model, corpus_dir=corpus, llm=llm)
 
 
 def _run_index(corpus: Path, index: Path, model: Optional[str], *, rebuild: bool):
@@ -237,6 +241,8 @@ def _meta(published: Optional[str], url: Optional[str]) -> str:
 def print_answer(result) -> None:
     style = "yellow" if result.abstained else "green"
     out.print(f"[{style}]{escape(result.text)}[/{style}]\n")
+    for note in getattr(result, "notes", []):
+        out.print(f"[dim]{escape(note)}[/dim]\n")
     if result.citations:
         out.print("[bold]Sources[/bold]")
         for c in result.citations:

@@ -18,19 +18,26 @@ from newsdesk.chat import ChatSession
 from newsdesk.config import BUNDLED_MODEL, ChunkSettings, Settings
 from newsdesk.embed import Embedder, use_threads
 from newsdesk.index import IndexMismatch, UpdateReport, check_compatible, update_index
+from newsdesk.generate import generated_answer
 from newsdesk.keywords import terms
+from newsdesk.llm import LLM, Deadline, LLMSettings
 from newsdesk.reader import IndexReader
 from newsdesk.retrieve import Fusion, Generation, Passage, search
 from newsdesk.store import Filters, Store
+from newsdesk.support import SupportSettings
 
 
 class Desk:
     def __init__(self, settings: Settings, embedder: Embedder, *,
-                 fusion: Fusion = Fusion(), answering: AnswerSettings = AnswerSettings()):
+                 fusion: Fusion = Fusion(), answering: AnswerSettings = AnswerSettings(),
+                 llm: LLMSettings | None = None, support: SupportSettings = SupportSettings()):
         self.settings = settings
         self.embedder = embedder
         self.fusion = fusion
         self.answering = answering
+        # None: extractive answers only. Otherwise answers are generated and checked (newsdesk.generate).
+        self.llm = LLM(llm) if llm is not None else None
+        self.support = support
         self.reader = IndexReader(settings.index_dir)
         self.last_update: UpdateReport | None = None
         check_compatible(self.reader.store.manifest(), settings, settings.index_dir)
@@ -76,7 +83,17 @@ class Desk:
             return search(gen, query, vector, k, filters, self.fusion, mode)
 
     def ask(self, question: str, k: int = 5, *, since: str | date | None = None,
-            until: str | date | None = None, source: str | None = None) -> Answer:
+            until: str | date | None = None, source: str | None = None, deadline: float | None = None,
+            on_partial: Callable[[Answer], None] | None = None) -> Answer:
+        """The cited answer to `question`.
+
+        With a language model configured, the answer is generated and every sentence checked
+        against the passage it cites; it falls back to the extractive answer (with a note) when
+        the model fails or nothing it wrote is supported. `deadline` is the most seconds that may
+        take (default: the model settings' deadline); `on_partial` sees the checked answer grow
+        while the model streams. Without a model both are ignored.
+        """
+        limit = Deadline(deadline if deadline is not None else self.llm.settings.deadline) if self.llm else None
         question = question.strip()
         if not question:
             raise ValueError("ask a question: the text is empty")
@@ -84,7 +101,11 @@ class Desk:
         vector = self.embedder.encode_query(question)
         with self.reader.generation() as gen:
             evidence = gather_evidence(gen, question, vector, k, filters, self.fusion)
-        return answer(question, *evidence, self.answering)
+        extractive = answer(question, *evidence, self.answering)
+        if self.llm is None:
+            return extractive
+        return generated_answer(question, *evidence, extractive, self.llm, self.embedder.encode, deadline=limit,
+                                on_partial=on_partial, support=self.support, answering=self.answering)
 
     def chat(self) -> ChatSession:
         return ChatSession(self)

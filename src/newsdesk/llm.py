@@ -1,0 +1,341 @@
+"""Language-model clients for optional generated answers: settings, retries and deadlines.
+
+The clients are llama-index's own integrations (`OpenAILike` for any OpenAI-compatible server:
+OpenAI, vLLM, llama.cpp's server, LM Studio; `Ollama` for Ollama), installed with the `llm`
+extra. newsdesk adds what a bot needs around them:
+
+- bounded retries with exponential backoff for timeouts, connection errors, 429s, 5xx answers
+  and malformed responses (the clients' own retries are off, so there is one policy);
+- a deadline for the whole call, retries included: each attempt's HTTP timeout is cut to the
+  time left, and a stream is abandoned when the time is up;
+- `LLMUnavailable` with a sentence for the reader when the model cannot be used, so the caller
+  can fall back to the extractive answer.
+
+Settings come from `NEWSDESK_LLM_*` environment variables (`LLMSettings.from_env`) or a table
+such as the bot's `[llm]` (`LLMSettings.from_mapping`); the API key only ever from the
+environment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+log = logging.getLogger("newsdesk.llm")
+
+PROVIDERS = ("openai-compatible", "ollama")
+DEFAULT_URLS = {"openai-compatible": "https://api.openai.com/v1", "ollama": "http://localhost:11434"}
+KEY_ENV = "NEWSDESK_LLM_API_KEY"
+# setting name -> environment variable
+ENV = {
+    "provider": "NEWSDESK_LLM_PROVIDER",
+    "model": "NEWSDESK_LLM_MODEL",
+    "base_url": "NEWSDESK_LLM_BASE_URL",
+    "timeout": "NEWSDESK_LLM_TIMEOUT",
+    "deadline": "NEWSDESK_LLM_DEADLINE",
+    "retries": "NEWSDESK_LLM_RETRIES",
+    "backoff": "NEWSDESK_LLM_BACKOFF",
+    "temperature": "NEWSDESK_LLM_TEMPERATURE",
+    "max_tokens": "NEWSDESK_LLM_MAX_TOKENS",
+    "context_window": "NEWSDESK_LLM_CONTEXT_WINDOW",
+    "stream": "NEWSDESK_LLM_STREAM",
+    "condense": "NEWSDESK_LLM_CONDENSE",
+}
+
+
+class LLMSettingsError(ValueError):
+    """A setting is missing or wrong; the message names it and says how to fix it."""
+
+
+class LLMUnavailable(Exception):
+    """The model gave no usable answer in time; `note` says so in a sentence for the reader."""
+
+    def __init__(self, note: str, detail: str = ""):
+        super().__init__(detail or note)
+        self.note = note
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    provider: str
+    model: str
+    base_url: str = ""  # empty: the provider's usual address
+    api_key: str | None = field(default=None, repr=False)
+    # Seconds one HTTP request may take (a stream: between two pieces of it).
+    timeout: float = 30.0
+    # Seconds the whole answer may take, retries included, when the caller sets no deadline.
+    deadline: float = 60.0
+    retries: int = 2  # further attempts after the first
+    backoff: float = 0.5  # seconds before the first retry; doubled each time
+    temperature: float = 0.0
+    max_tokens: int = 400
+    context_window: int = 8192
+    stream: bool = True
+    # Rewrite chat follow-ups into standalone questions with the model (else: the rule-based rewrite).
+    condense: bool = True
+
+    def __post_init__(self) -> None:
+        if self.provider not in PROVIDERS:
+            raise LLMSettingsError(
+                f"LLM provider {self.provider!r} is not known: use one of {', '.join(PROVIDERS)}")
+        if not self.model:
+            raise LLMSettingsError(
+                f"no LLM model named: set {ENV['model']} (or model in the [llm] table) to the model's name, "
+                "e.g. llama3.2:1b for Ollama")
+        for name in ("timeout", "deadline"):
+            if getattr(self, name) <= 0:
+                raise LLMSettingsError(f"LLM {name} must be more than 0 seconds, not {getattr(self, name)}")
+        if self.retries < 0 or self.backoff < 0 or self.max_tokens < 1:
+            raise LLMSettingsError("LLM retries and backoff must be at least 0, max_tokens at least 1")
+
+    @property
+    def url(self) -> str:
+        return (self.base_url or DEFAULT_URLS[self.provider]).rstrip("/")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LLMSettings | None:
+        """Settings from NEWSDESK_LLM_* variables; None when NEWSDESK_LLM_PROVIDER is unset or "none"."""
+        env = os.environ if env is None else env
+        return cls.from_mapping({}, env)
+
+    @classmethod
+    def from_mapping(cls, table: Mapping[str, Any], env: Mapping[str, str] | None = None,
+                     where: str = "[llm]") -> LLMSettings | None:
+        """Settings from a table (e.g. the bot's `[llm]`), with NEWSDESK_LLM_* variables on top."""
+        env = os.environ if env is None else env
+        if "api_key" in {k.lower() for k in table}:
+            raise LLMSettingsError(
+                f"{where} holds an API key: remove it (settings files get shared and committed) and set "
+                f"{KEY_ENV} in the environment instead")
+        known = {f.name for f in fields(cls)} - {"api_key"}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise LLMSettingsError(f"{where}: unknown setting(s) {', '.join(unknown)}; the settings are "
+                                   f"{', '.join(sorted(known))}")
+        values: dict[str, Any] = {k: _parse(k, v, f"{k} in {where}") for k, v in table.items()}
+        for name, var in ENV.items():
+            raw = env.get(var)
+            if raw is not None and raw.strip():
+                values[name] = _parse(name, raw.strip(), var)
+        provider = str(values.get("provider", "")).strip().lower()
+        if provider in {"", "none", "off", "false", "0"}:
+            return None
+        values["provider"] = provider
+        values.setdefault("model", "")
+        key = env.get(KEY_ENV)
+        return cls(**values, api_key=key.strip() if key and key.strip() else None)
+
+
+_FLOATS = {"timeout", "deadline", "backoff", "temperature"}
+_INTS = {"retries", "max_tokens", "context_window"}
+_BOOLS = {"stream", "condense"}
+
+
+def _parse(name: str, value: Any, where: str) -> Any:
+    if name in _BOOLS:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in {"1", "true", "yes", "on"}:
+            return True
+        if str(value).lower() in {"0", "false", "no", "off"}:
+            return False
+        raise LLMSettingsError(f"{where} must be true or false, not {value!r}")
+    if name in _FLOATS | _INTS:
+        try:
+            return (int if name in _INTS else float)(value)
+        except (TypeError, ValueError):
+            raise LLMSettingsError(f"{where} must be a number, not {value!r}") from None
+    if not isinstance(value, str):
+        raise LLMSettingsError(f"{where} must be text, not {value!r}")
+    return value
+
+
+# -- deadlines -------------------------------------------------------------------------------
+class Deadline:
+    """A point in time (monotonic clock) that a call must finish by."""
+
+    def __init__(self, seconds: float):
+        self.at = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+
+class DeadlineExceeded(Exception):
+    pass
+
+
+# -- calling the model -----------------------------------------------------------------------
+Message = tuple[str, str]  # (role, content)
+
+
+class LLM:
+    """One configured model; `chat` and `condense` retry, respect deadlines and raise LLMUnavailable."""
+
+    def __init__(self, settings: LLMSettings, *, sleep: Callable[[float], None] = time.sleep):
+        self.settings = settings
+        self._sleep = sleep
+        _import_client(settings.provider)  # fail now, with instructions, if the extra is missing
+
+    @property
+    def name(self) -> str:
+        return self.settings.model
+
+    def client(self, timeout: float) -> Any:
+        """A llama-index LLM whose requests give up after `timeout` seconds (no retries of its own)."""
+        s = self.settings
+        if s.provider == "ollama":
+            from llama_index.llms.ollama import Ollama
+
+            return Ollama(model=s.model, base_url=s.url, request_timeout=timeout, temperature=s.temperature,
+                          context_window=s.context_window, additional_kwargs={"num_predict": s.max_tokens})
+        from llama_index.llms.openai_like import OpenAILike
+
+        # Local servers want no key, but the OpenAI client insists on one: send a placeholder.
+        return OpenAILike(model=s.model, api_base=s.url, api_key=s.api_key or "unused", is_chat_model=True,
+                          context_window=s.context_window, max_tokens=s.max_tokens, temperature=s.temperature,
+                          timeout=timeout, max_retries=0, reuse_client=False)
+
+    def chat(self, messages: Sequence[Message], deadline: Deadline, *,
+             on_text: Callable[[str], None] | None = None) -> str:
+        """The model's reply to `messages`; `on_text` sees the reply so far as it streams ("" after a retry)."""
+        def attempt(client: Any) -> str:
+            chat_messages = _messages(messages)
+            if not self.settings.stream:
+                reply = client.chat(chat_messages).message.content
+                if not isinstance(reply, str):
+                    raise ValueError(f"the reply has no text content: {reply!r}")
+                return reply
+            text = ""
+            started = False
+            for piece in client.stream_chat(chat_messages):
+                if deadline.expired():
+                    raise DeadlineExceeded()
+                text += piece.delta or ""
+                if on_text is not None and piece.delta:
+                    started = True
+                    on_text(text)
+            if on_text is not None and not started:
+                on_text(text)
+            return text
+
+        return self._with_retries(attempt, deadline, restart=(lambda: on_text("")) if on_text else None)
+
+    def condense(self, history: Sequence[Message], question: str, deadline: Deadline) -> str:
+        """llama-index's condense-question step: the follow-up rewritten as a standalone question."""
+        from llama_index.core.base.llms.generic_utils import messages_to_history_str
+        from llama_index.core.chat_engine.condense_question import DEFAULT_PROMPT
+
+        if not history:
+            return question
+        history_str = messages_to_history_str(_messages(history))
+        prompt = DEFAULT_PROMPT.format(chat_history=history_str, question=question)
+
+        def attempt(client: Any) -> str:
+            reply = client.chat(_messages([("user", prompt)])).message.content
+            if not isinstance(reply, str) or not reply.strip():
+                raise ValueError("the model returned no standalone question")
+            return " ".join(reply.split())
+
+        return self._with_retries(attempt, deadline)
+
+    def _with_retries(self, attempt: Callable[[Any], str], deadline: Deadline,
+                      restart: Callable[[], None] | None = None) -> str:
+        s = self.settings
+        last = ""
+        for i in range(s.retries + 1):
+            left = deadline.remaining()
+            if left <= 0.05:
+                break
+            try:
+                return attempt(self.client(min(s.timeout, left)))
+            except DeadlineExceeded:
+                raise LLMUnavailable(TIMED_OUT, "the deadline passed while the model was answering") from None
+            except Exception as err:  # noqa: BLE001 - every failure is classified below
+                retry, wait, last = _classify(err)
+                log.warning("LLM %s attempt %d/%d failed: %s", s.model, i + 1, s.retries + 1, last)
+                if not retry:
+                    raise LLMUnavailable(_note_for(err), last) from err
+            if restart is not None:
+                restart()
+            if i == s.retries:
+                break
+            delay = wait if wait is not None else s.backoff * (2 ** i) * (0.75 + random.random() / 2)
+            if delay >= deadline.remaining():
+                break
+            self._sleep(delay)
+        raise LLMUnavailable(TIMED_OUT if "timed out" in last.lower() or not last else UNUSABLE, last)
+
+
+TIMED_OUT = "The language model did not answer in time, so this answer is made of the articles' own sentences."
+UNUSABLE = "The language model could not be used just now, so this answer is made of the articles' own sentences."
+UNSUPPORTED = ("The language model's answer was not supported by the passages it cited, so this answer is made "
+               "of the articles' own sentences.")
+
+
+def _messages(messages: Sequence[Message]) -> list[Any]:
+    from llama_index.core.llms import ChatMessage
+
+    return [ChatMessage(role=role, content=content) for role, content in messages]
+
+
+def _classify(err: Exception) -> tuple[bool, float | None, str]:
+    """(retry?, server-requested wait or None, description) for a failed attempt."""
+    status = getattr(err, "status_code", None)
+    response = getattr(err, "response", None)
+    if status is None and response is not None:
+        status = getattr(response, "status_code", None)
+    described = f"{type(err).__name__}: {err}"
+    if status == -1:  # Ollama reported an error in the middle of a stream
+        return True, None, described
+    if status is not None:
+        wait = None
+        if response is not None and status == 429:
+            wait = _retry_after(getattr(response, "headers", {}) or {})
+        retry = status in (408, 409, 429) or status >= 500
+        return retry, wait, f"HTTP {status} ({described})"
+    if isinstance(err, (ConnectionError, TimeoutError, json.JSONDecodeError, ValueError, KeyError, TypeError,
+                        AttributeError, IndexError)):
+        return True, None, described
+    name = type(err).__name__
+    # httpx and openai transport errors, and parse errors of either client
+    if any(word in name for word in ("Timeout", "Connect", "Connection", "Transport", "Protocol", "Read",
+                                      "Decode", "Validation", "Remote")):
+        return True, None, described
+    return False, None, described
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    try:
+        return max(0.0, float(headers.get("retry-after") or headers.get("Retry-After") or ""))
+    except ValueError:
+        return None
+
+
+def _note_for(err: Exception) -> str:
+    status = getattr(err, "status_code", None)
+    if status in (401, 403):
+        log.error("The LLM server refused the API key: check %s", KEY_ENV)
+    elif status == 404:
+        log.error("The LLM server does not know the model or the address: check %s and %s",
+                  ENV["model"], ENV["base_url"])
+    return UNUSABLE
+
+
+def _import_client(provider: str) -> None:
+    module = "llama_index.llms.ollama" if provider == "ollama" else "llama_index.llms.openai_like"
+    try:
+        __import__(module)
+    except ImportError:
+        raise LLMSettingsError(
+            f"the {provider} client is not installed: run pip install 'newsdesk[llm]' "
+            "(it adds llama-index-llms-openai-like and llama-index-llms-ollama)") from None
