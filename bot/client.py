@@ -24,7 +24,7 @@ from discord.ext import commands
 
 from bot.feedback import FeedbackLog, new_answer_id
 from bot.format import (FOLLOW_UP_HINT, MENTION_HINT, USAGE, apology, escape, rate_limited, render_answer,
-                        render_stats, render_update, thread_name, trimmed_note)
+                        render_partial, render_stats, render_update, thread_name, trimmed_note)
 from bot.ratelimit import RateLimiter
 from bot.settings import PORTAL, BotSettings
 from bot.split import Page
@@ -39,6 +39,8 @@ T = TypeVar("T")
 
 NO_MENTIONS = discord.AllowedMentions.none()
 MAX_SESSIONS = 2000
+# Seconds between two edits of a reply while a language model streams it (Discord rate-limits edits).
+EDIT_INTERVAL = 1.0
 INTENT_OFF = (
     "The Message Content intent is off, so follow-up questions in threads must mention the bot "
     "(mentions and slash commands work as usual). To allow follow-ups without a mention, enable "
@@ -120,7 +122,7 @@ class NewsdeskBot(commands.Bot):
         if self.desk is None:
             log.info("Opening the index in %s (loading the model takes a few seconds)", self.settings.index_dir)
             self.desk = await asyncio.to_thread(Desk.open, self.settings.index_dir,
-                                                corpus_dir=self.settings.corpus_dir)
+                                                corpus_dir=self.settings.corpus_dir, llm=self.settings.llm)
         self.add_dynamic_items(VoteButton)
         await self.add_cog(Newsdesk(self))
         self.tree.error(self.on_app_command_error)
@@ -187,6 +189,52 @@ class NewsdeskBot(commands.Bot):
 
 
 Sender = Callable[..., Awaitable[Any]]
+
+
+class LiveAnswer:
+    """Shows a generated answer while it streams, by editing the reply at most once per EDIT_INTERVAL.
+
+    The desk calls `push` from its worker thread with the sentences checked so far; unchecked
+    text is never shown. `stop` waits for an edit under way, so the final answer lands last.
+    """
+
+    def __init__(self, edit: Sender, question: str | None = None):
+        self.edit = edit
+        self.question = question
+        self.loop = asyncio.get_running_loop()
+        self.latest: Answer | None = None
+        self.changed = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self.task = asyncio.create_task(self._run())
+
+    def push(self, answer: Answer) -> None:
+        self.loop.call_soon_threadsafe(self._set, answer)
+
+    def _set(self, answer: Answer) -> None:
+        self.latest = answer
+        self.changed.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self.changed.wait()
+            if self.stopping.is_set():
+                return
+            self.changed.clear()
+            try:
+                await self.edit(content=render_partial(self.latest, question=self.question),
+                                allowed_mentions=NO_MENTIONS)
+            except discord.HTTPException as err:
+                log.warning("Could not show the answer so far: %s", err)
+            try:
+                await asyncio.wait_for(self.stopping.wait(), EDIT_INTERVAL)
+                return
+            except TimeoutError:
+                pass
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        self.changed.set()
+        await asyncio.gather(self.task, return_exceptions=True)
 
 
 async def send_pages(pages: list[Page], first: Sender, rest: Sender,
@@ -257,7 +305,9 @@ class Newsdesk(commands.Cog):
             fresh = session is None and isinstance(channel, discord.TextChannel)
             if fresh:
                 session = self.bot.desk.chat()
-            answer, answer_id = await self._answer(question, session, since=since, until=until, source=source)
+            live = LiveAnswer(interaction.edit_original_response, question) if self.bot.desk.llm else None
+            answer, answer_id = await self._answer(question, session, live=live, since=since, until=until,
+                                                   source=source)
             pages = render_answer(answer, question=question, notes=notes,
                                   embed_links=interaction.app_permissions.embed_links)
             sent = await send_pages(pages, interaction.edit_original_response,
@@ -383,13 +433,20 @@ class Newsdesk(commands.Cog):
         await thread.send(MENTION_HINT.format(mention=self.bot.user.mention), allowed_mentions=NO_MENTIONS)
 
     # -- answering -----------------------------------------------------------------------------
-    async def _answer(self, question: str, session: ChatSession | None, **options: Any) -> tuple[Answer, str]:
+    async def _answer(self, question: str, session: ChatSession | None, live: LiveAnswer | None = None,
+                      **options: Any) -> tuple[Answer, str]:
         options = {k: v for k, v in options.items() if v}
-        if session is None:
-            answer = await self.bot.off_loop(self.bot.desk.ask, question, k=self.settings.k, **options)
-        else:
-            async with self.turns[id(session)]:
-                answer = await self.bot.off_loop(session.ask, question, k=self.settings.k, **options)
+        if live is not None:
+            options["on_partial"] = live.push
+        try:
+            if session is None:
+                answer = await self.bot.off_loop(self.bot.desk.ask, question, k=self.settings.k, **options)
+            else:
+                async with self.turns[id(session)]:
+                    answer = await self.bot.off_loop(session.ask, question, k=self.settings.k, **options)
+        finally:
+            if live is not None:
+                await live.stop()
         answer_id = new_answer_id()
         await self.bot.off_loop(self.bot.feedback.record_answer, answer_id, answer)
         return answer, answer_id

@@ -14,7 +14,7 @@ from typing import Any
 
 import discord
 
-from bot.split import Page, paginate, truncate
+from bot.split import CONTENT_LIMIT, Page, paginate, truncate
 from newsdesk.answer import Answer, Citation
 
 QUOTE_CHARS = 350
@@ -80,6 +80,9 @@ def answer_text(answer: Answer) -> str:
     A marker counts only where the text before it ends with the quote it cites, taken in the
     citations' order, so a quote that itself contains something like "[7]" stays text.
     """
+    sentences = getattr(answer, "sentences", None)
+    if sentences:  # a generated answer: its checked sentences, each with its markers
+        return " ".join(f"{escape(s.text)} {''.join(f'[{n}]' for n in s.cites)}" for s in sentences)
     text = answer.text
     pieces: list[str] = []
     pos = 0
@@ -116,7 +119,7 @@ def render_answer(answer: Answer, *, question: str | None = None, notes: Iterabl
         lines.append(answer_text(answer))
     if answer.query and answer.query != answer.question:
         lines.append(f"-# Searched for: {escape(answer.query)}")
-    lines += [f"-# {note}" for note in notes]
+    lines += [f"-# {note}" for note in [*notes, *getattr(answer, "notes", [])]]
 
     sources = answer.related if answer.abstained else answer.citations
     related = [] if answer.abstained else answer.related
@@ -128,6 +131,13 @@ def render_answer(answer: Answer, *, question: str | None = None, notes: Iterabl
     if related:
         embeds.append(related_embed(related))
     return paginate("\n".join(lines), embeds)
+
+
+def render_partial(answer: Answer, *, question: str | None = None) -> str:
+    """A generated answer while it streams: the sentences checked so far, no sources yet."""
+    lines = [f"**Question:** {escape(question)}"] if question else []
+    lines.append(f"{answer_text(answer)} …".strip())
+    return truncate("\n".join(lines), CONTENT_LIMIT)
 
 
 def source_embed(c: Citation, colour: int = ANSWER_COLOUR) -> dict[str, Any]:
