@@ -49,6 +49,8 @@ USER_PROMPT = """\
 Question: {question}"""
 
 _DELIMITER = re.compile(r"</?\s*passages\s*>", re.IGNORECASE)
+# Reasoning models (DeepSeek-R1 distills, Qwen3, ...) think aloud first; that part is no answer.
+_THINKING = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL | re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ def generated_answer(question: str, passages: Sequence[Passage], doc_texts: dict
 
     def on_text(text: str) -> None:
         shown = sum(v.supported for v in checked)
-        verdicts = verdicts_for(split_answer(text)[:-1])
+        verdicts = verdicts_for(split_answer(_THINKING.sub("", text))[:-1])
         if sum(v.supported for v in verdicts) != shown or not text:
             on_partial(_build(question, verdicts, passages, doc_texts, None, llm, answering))
 
@@ -125,7 +127,7 @@ def generated_answer(question: str, passages: Sequence[Passage], doc_texts: dict
     except LLMUnavailable as err:
         log.warning("Answering %r with the extractive answerer: %s", question, err)
         return fallback(extractive, err.note, llm.name)
-    verdicts = verdicts_for(split_answer(reply))
+    verdicts = verdicts_for(split_answer(_THINKING.sub("", reply)))
     result = _build(question, verdicts, passages, doc_texts, idf, llm, answering)
     if not result.sentences:
         log.warning("No sentence of the model's answer to %r was supported: %s", question,

@@ -37,8 +37,8 @@ _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
 _DIGITS = re.compile(r"\d+")
 # An article sentence that talks to the model instead of about the news.
 INSTRUCTION = re.compile(
-    r"\b(?:ignore|disregard|forget|override)\b[^.]{0,60}\b(?:instructions?|prompts?|rules|guidelines|"
-    r"everything (?:above|before))\b"
+    r"\b(?:ignore|disregard|forget|override)\b[^.]{0,60}\b(?:instructions?|prompts?|"
+    r"(?:previous|prior|above|earlier|your|system) (?:rules|guidelines)|everything (?:above|before))\b"
     r"|\b(?:system prompt|developer message|you are now|as an ai\b|language model,? you must)"
     r"|\b(?:reply|respond|answer|say|write|output)\b[^.]{0,25}\b(?:only|exactly|verbatim)\b[^.]{0,10}"
     r"(?:with|the following|[\"“'])",
