@@ -17,8 +17,8 @@ from newsdesk.answer import Answer, AnswerSettings, answer, idf_from
 from newsdesk.chat import ChatSession
 from newsdesk.config import BUNDLED_MODEL, ChunkSettings, Settings
 from newsdesk.embed import Embedder, use_threads
-from newsdesk.index import IndexMismatch, UpdateReport, check_compatible, update_index
 from newsdesk.generate import generated_answer
+from newsdesk.index import IndexMismatch, UpdateReport, check_compatible, update_index
 from newsdesk.keywords import terms
 from newsdesk.llm import LLM, Deadline, LLMSettings
 from newsdesk.reader import IndexReader
