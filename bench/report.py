@@ -53,7 +53,7 @@ def quality() -> None:
     for name, result in data["results"].items():
         if "index" in result:
             i = result["index"]
-            print(f"\n{name} index: {i['documents']} documents, {i['chunks']} chunks, built in {i['build_seconds']:.0f} s.")
+            print(f"\n{name} index: {i['documents']} documents, {i['chunks']} chunks.")
 
 
 def tuning() -> None:
@@ -109,13 +109,14 @@ def updates() -> None:
     print(f"Full build of the BBC corpus ({f['documents']} docs, {f['chunks']} chunks): {f['build_seconds']:.0f} s "
           f"({f['build_chunks_per_s']:.1f} chunks/s); raw encode {f['encode_seconds']:.0f} s "
           f"({f['encode_chunks_per_s']:.1f} chunks/s); ratio {f['ratio']:.2f}.\n")
-    print("| index | add one article (median / max) | delete one article (median / max) | "
-          "first search after an update | fill peak RSS |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| index | add one article, total (median / max) | of which not encoding the article (median / max) | "
+          "delete one article (median / max) | first search after an update | fill peak RSS |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for key, v in data.items():
         if key.startswith("size_"):
             print(f"| {v['chunks']} chunks, {v['documents']} docs | {v['add_seconds']['median']:.2f} s / "
                   f"{v['add_seconds']['max']:.2f} s ({v['chunks_per_added_article']:.0f} chunks) | "
+                  f"{v['add_seconds_without_encoding']['median']:.2f} s / {v['add_seconds_without_encoding']['max']:.2f} s | "
                   f"{v['delete_seconds']['median']:.2f} s / {v['delete_seconds']['max']:.2f} s | "
                   f"{1000 * v['first_search_after_update_seconds']:.0f} ms | {v['peak_rss_mb']:.0f} MB |")
             if "watch" in v:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import shutil
@@ -87,7 +88,7 @@ def fill(size: int, embedder: Embedder, cache: dict[str, np.ndarray]) -> tuple[P
     """A corpus of BBC replicas holding about `size` chunks, indexed with replayed vectors."""
     records = [json.loads(line) for line in BBC.read_text().splitlines()]
     per_copy = len(cache)
-    copies = max(1, round(size / per_copy))
+    copies = max(1, math.ceil(size / per_copy))
     root = WORK / f"fill-{size}"
     shutil.rmtree(root, ignore_errors=True)
     corpus = root / "corpus"
@@ -117,13 +118,14 @@ def article_file(a: dict) -> str:
 def add_and_delete(corpus: Path, index: Path, embedder: Embedder, rounds: int) -> dict:
     desk = Desk.open(index, corpus_dir=corpus, embedder=embedder)
     desk.ask("warm up")
-    adds, deletes, embedded, visible = [], [], [], []
+    adds, deletes, embedded, visible, encoding = [], [], [], [], []
     for n, a in enumerate(news_articles(rounds, skip=100)):
         path = corpus / f"new-{n}.txt"
         path.write_text(article_file(a))
         report = desk.update()
         assert report.added == [path.name], report
         adds.append(report.seconds)
+        encoding.append(report.embed_seconds)
         embedded.append(report.chunks_embedded)
         started = time.perf_counter()
         hits = desk.search(a["title"], k=10)  # the first question after an update loads the new generation
@@ -138,6 +140,10 @@ def add_and_delete(corpus: Path, index: Path, embedder: Embedder, rounds: int) -
     return {
         "add_seconds": {"median": statistics.median(adds), "max": max(adds), "all": adds},
         "chunks_per_added_article": statistics.median(embedded),
+        "chunks_added": embedded,
+        # What an add costs besides encoding the article itself: the part that could grow with the index.
+        "add_seconds_without_encoding": {"median": statistics.median(a - e for a, e in zip(adds, encoding)),
+                                         "max": max(a - e for a, e in zip(adds, encoding))},
         "delete_seconds": {"median": statistics.median(deletes), "max": max(deletes), "all": deletes},
         "first_search_after_update_seconds": statistics.median(visible),
         "stats": desk.stats(),

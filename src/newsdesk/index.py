@@ -45,6 +45,7 @@ class UpdateReport:
     unchanged: int = 0
     chunks_embedded: int = 0
     seconds: float = 0.0
+    embed_seconds: float = 0.0  # of `seconds`, the time spent in the encoder
     rebuilt: bool = False
     documents: int = 0
     chunks: int = 0
@@ -163,7 +164,9 @@ def _apply(store: Store, scan: Scan, embedder: Embedder, settings: Settings,
     removals = report.removed
     for n, batch in enumerate(batches):
         texts = [c.text for _, chunks in batch for c in chunks]
+        started = time.perf_counter()
         vectors = embedder.encode(texts, progress=progress)
+        report.embed_seconds += time.perf_counter() - started
         last = n == len(batches) - 1
         # The file signatures go in with the last batch: a crash before it means the next run
         # reads these files again, finds the committed documents unchanged and carries on.
