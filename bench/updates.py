@@ -32,6 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from evalsets import DATA, WORK  # noqa: E402
+from speed import build_against_encoder  # noqa: E402
 
 from newsdesk import Desk  # noqa: E402
 from newsdesk.config import Settings  # noqa: E402
@@ -67,20 +68,8 @@ def full_build(embedder: Embedder) -> tuple[dict, dict[str, np.ndarray]]:
     shutil.copy(BBC, corpus / "bbc.jsonl")
     index = WORK / "bbc" / "index"
     shutil.rmtree(index, ignore_errors=True)
-    use_threads(os.cpu_count() or 1)
-    started = time.perf_counter()
-    desk = Desk.build(corpus, index, embedder=embedder, progress=True)
-    build = time.perf_counter() - started
-    cache = cached_vectors(desk)
-    with desk.reader.generation() as gen:
-        texts = [t for (t,) in gen.conn.execute("SELECT text FROM chunks ORDER BY id")]
-    use_threads(os.cpu_count() or 1)
-    started = time.perf_counter()
-    embedder.encode(texts)
-    encode = time.perf_counter() - started
-    return {"documents": desk.stats()["documents"], "chunks": len(texts), "build_seconds": build,
-            "encode_seconds": encode, "build_chunks_per_s": len(texts) / build,
-            "encode_chunks_per_s": len(texts) / encode, "ratio": encode / build}, cache
+    desk, figures = build_against_encoder(corpus, index, embedder, progress=True)
+    return figures, cached_vectors(desk)
 
 
 def cached_vectors(desk: Desk) -> dict[str, np.ndarray]:

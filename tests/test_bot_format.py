@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from bot.format import (ABSTAIN_COLOUR, ANSWER_COLOUR, QUOTE_CHARS, answer_text, escape, render_answer,
                         render_stats, render_update, thread_name)
-from bot.split import CONTENT_LIMIT, protected_spans, split_text
+from bot.split import CONTENT_LIMIT, split_text
 from discord_server import validate_message
 from newsdesk.answer import ABSTAIN_TEXT, Answer, Citation
 

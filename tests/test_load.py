@@ -1,6 +1,5 @@
 import json
 import shutil
-from pathlib import Path
 
 from conftest import FIXTURE_CORPUS, SAMPLE_CORPUS
 
