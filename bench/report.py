@@ -70,15 +70,15 @@ def tuning() -> None:
     print(f"Answerer chosen: {data['answering']}; SQuAD test half answer accuracy {pct(data['answer_test_half'])}")
     print("\nAbstention, answerable tuning questions vs off-topic questions "
           f"({data['off_topic_questions']} questions asked of the other corpus):\n")
-    print("| threshold | answerable answered | off-topic abstained | abstentions that were right |")
-    print("| --- | --- | --- | --- |")
-    for row in data["abstention_curve_off_topic"][::2]:
-        print(f"| {row['threshold']:.2f} | {pct(row['answerable_answered'])} | {pct(row['abstain_recall'])} | "
-              f"{pct(row['abstain_precision'])} |")
+    curve_table(data["abstention_curve_off_topic"], "off-topic abstained")
     print("\nAbstention on SQuAD 2.0 unanswerable questions (test half):\n")
-    print("| threshold | answerable answered | unanswerable abstained | abstentions that were right |")
+    curve_table(data["abstention_curve_test"], "unanswerable abstained")
+
+
+def curve_table(curve: list[dict], abstained: str) -> None:
+    print(f"| threshold | answerable answered | {abstained} | abstentions that were right |")
     print("| --- | --- | --- | --- |")
-    for row in data["abstention_curve_test"][::2]:
+    for row in curve[::2]:
         print(f"| {row['threshold']:.2f} | {pct(row['answerable_answered'])} | {pct(row['abstain_recall'])} | "
               f"{pct(row['abstain_precision'])} |")
 
