@@ -93,7 +93,7 @@ class ChatSession:
 
     def standalone(self, question: str, options: dict[str, Any]) -> str:
         """The question to search for; with a model, condensed by it within half the deadline."""
-        llm = getattr(self.desk, "llm", None)
+        llm = self.desk.llm
         if llm is None or not llm.settings.condense or not self.history:
             return rewrite(question, self.last_query)
         limit = Deadline(options.get("deadline") or llm.settings.deadline)

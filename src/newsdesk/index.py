@@ -21,7 +21,7 @@ from newsdesk.chunk import Chunk, Chunker
 from newsdesk.config import Settings
 from newsdesk.embed import Embedder
 from newsdesk.layout import current_store, new_store, publish, remove_other_stores, writer_lock
-from newsdesk.load import Document, LoadResult, Skipped, load_file
+from newsdesk.load import Document, LoadResult, Skipped, load_file, require_corpus
 from newsdesk.scan import Scan, scan_corpus
 from newsdesk.store import FORMAT_VERSION, Store
 from newsdesk.vectors import new_segment, read_segment, write_segment
@@ -98,9 +98,7 @@ def update_index(
     index_dir = settings.index_dir
     lock = writer_lock(index_dir, lock_timeout)
     try:
-        if not settings.corpus_dir.is_dir():
-            raise FileNotFoundError(
-                f"corpus folder {settings.corpus_dir} does not exist: create it and put articles in it")
+        require_corpus(settings.corpus_dir)  # before a new store is created for nothing
         remove_other_stores(index_dir)  # what a crashed rebuild left behind
         live = current_store(index_dir)
         fresh = rebuild or live is None

@@ -83,9 +83,13 @@ def corpus_files(root: Path) -> Iterator[Path]:
         yield path
 
 
-def load_corpus(root: Path) -> LoadResult:
+def require_corpus(root: Path) -> None:
     if not root.is_dir():
         raise FileNotFoundError(f"corpus folder {root} does not exist: create it and put articles in it")
+
+
+def load_corpus(root: Path) -> LoadResult:
+    require_corpus(root)
     result = LoadResult()
     for path in corpus_files(root):
         result.extend(load_file(path, root))

@@ -75,9 +75,9 @@ class IndexReader:
         generation = manifest["generation"]
         with self._lock:
             if generation != self._generation:
-                sizes = dict(conn.execute("SELECT name, vectors FROM segments"))
+                names = [name for (name,) in conn.execute("SELECT name FROM segments")]
                 segments = {name: self._segments.get(name) or read_segment(name, store.folder / "segments")
-                            for name in sizes}
+                            for name in names}
                 self._segments, self._generation = segments, generation
                 self._dead = manifest["vectors"] - manifest["chunks"]
             return Generation(conn, manifest, dict(self._segments), self._dead)

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from newsdesk.load import SUPPORTED, corpus_files
+from newsdesk.load import SUPPORTED, corpus_files, require_corpus
 
 Signature = tuple[int, int]  # (size, mtime_ns)
 
@@ -31,8 +31,7 @@ def scan_corpus(root: Path, known: dict[str, Signature], settle: float = 0.0) ->
     A file modified less than `settle` seconds ago is deferred, not read: a copy in progress is
     indexed once, when complete, rather than half now and whole later.
     """
-    if not root.is_dir():
-        raise FileNotFoundError(f"corpus folder {root} does not exist: create it and put articles in it")
+    require_corpus(root)
     scan = Scan()
     now = time.time_ns()
     seen: set[str] = set()
