@@ -54,7 +54,7 @@ def first_hit(texts: list[str], answers: list[str]) -> int | None:
 def collect(desk: Desk, questions: list[Question], fusion: Fusion, stock=None) -> list[Record]:
     records = []
     for n, q in enumerate(questions):
-        vector = desk.embedder.encode_query(q.text)
+        vector = desk.encoder.encode_query(q.text)
         ranks: dict[str, int | None] = {}
         with desk.reader.generation() as gen:
             if q.answers:
@@ -146,7 +146,7 @@ def build_stock(desk: Desk, name: str):
     embed = HuggingFaceEmbedding(model_name=str(desk.settings.model_path()), device="cpu")
     LlamaSettings.embed_model = embed
     folder = WORK / name / "stock-llama-index"
-    fingerprint = desk.stats()["fingerprint"]
+    fingerprint = desk.stats().fingerprint
     marker = folder / "fingerprint"
     if marker.exists() and marker.read_text() == fingerprint:
         index = load_index_from_storage(StorageContext.from_defaults(persist_dir=str(folder)), embed_model=embed)

@@ -86,7 +86,7 @@ def calibrate(n: int) -> dict:
     for q in questions:
         gold_doc = q.doc_ids[0]
         with desk.reader.generation() as gen:
-            passages, texts, _ = gather_evidence(gen, q.text, desk.embedder.encode_query(q.text), 10, Filters(),
+            passages, texts, _ = gather_evidence(gen, q.text, desk.encoder.encode_query(q.text), 10, Filters(),
                                                  desk.fusion)
         gold = next((p for p in passages if p.doc_id == gold_doc and contains_answer(p.text, q.answers)), None)
         if gold is None:
@@ -104,9 +104,9 @@ def calibrate(n: int) -> dict:
         for kind, sentence, passage in pairs:
             if sentence is None or passage is None:
                 continue
-            checker = checkers.get(passage.chunk_id) or SupportChecker([passage], texts, desk.embedder.encode)
+            checker = checkers.get(passage.chunk_id) or SupportChecker([passage], texts, desk.encoder.encode)
             checkers[passage.chunk_id] = checker
-            vector = desk.embedder.encode([sentence])[0]
+            vector = desk.encoder.encode([sentence])[0]
             e = checker.evidence(Sentence(sentence, (1,)), vector, 1)
             rows.append({"kind": kind, "group": q.group, "overlap": e.overlap, "cosine": e.cosine,
                          "numbers_ok": e.numbers_ok})
@@ -192,7 +192,7 @@ def run_model(n: int, unanswerable: int) -> dict:
 
     dataset = squad()
     desk = open_squad_desk(llm=settings)
-    plain = Desk(desk.settings, desk.embedder)  # the same index, answered without the model
+    plain = Desk(desk.settings, desk.encoder)  # the same index, answered without the model
     questions = sample(dataset.questions, n) + sample(dataset.questions, unanswerable, answerable=False)
     stats = {"extractive": _Tally(), "llm": _Tally()}
     kept = removed = fallbacks = generated_hits = generated_answerable = 0

@@ -53,7 +53,7 @@ def build_against_encoder(corpus: Path, index_dir: Path, embedder, progress: boo
     embedder.encode(texts)
     encode_seconds = time.perf_counter() - started
     return desk, {
-        "documents": desk.stats()["documents"], "chunks": len(texts),
+        "documents": desk.stats().documents, "chunks": len(texts),
         "build_seconds": build_seconds, "encode_seconds": encode_seconds,
         "build_chunks_per_s": len(texts) / build_seconds, "encode_chunks_per_s": len(texts) / encode_seconds,
         "ratio": encode_seconds / build_seconds,
@@ -84,7 +84,7 @@ def main() -> None:
         timings: dict[str, list[float]] = {"embed": [], "search": [], "ask": []}
         for q in questions:
             t0 = time.perf_counter()
-            desk.embedder.encode_query(q)
+            desk.encoder.encode_query(q)
             t1 = time.perf_counter()
             desk.search(q, k=5)
             t2 = time.perf_counter()

@@ -38,7 +38,7 @@ def rankings(desk: Desk, questions):
     with desk.reader.generation() as gen:
         texts = dict(gen.conn.execute("SELECT id, text FROM chunks"))
         for q in questions:
-            vector = desk.embedder.encode_query(q.text)
+            vector = desk.encoder.encode_query(q.text)
             dense = dense_ranking(gen, vector, DEPTH)
             keyword = keyword_ranking(gen, q.text, DEPTH)
             candidates = {i for i, _ in dense} | {i for i, _ in keyword}
@@ -105,7 +105,7 @@ def gather(desk: Desk, questions, fusion: Fusion):
     out = []
     with desk.reader.generation() as gen:
         for q in questions:
-            vector = desk.embedder.encode_query(q.text)
+            vector = desk.encoder.encode_query(q.text)
             out.append((q, gather_evidence(gen, q.text, vector, 5, Filters(), fusion)))
     return out
 

@@ -110,7 +110,7 @@ def article_file(a: dict) -> str:
 
 
 def add_and_delete(corpus: Path, index: Path, embedder: Embedder, rounds: int) -> dict:
-    desk = Desk.open(index, corpus_dir=corpus, embedder=embedder)
+    desk = Desk.open(index, corpus=corpus)
     desk.ask("warm up")
     adds, deletes, embedded, visible, encoding = [], [], [], [], []
     for n, a in enumerate(news_articles(rounds, skip=100)):
@@ -145,8 +145,8 @@ def add_and_delete(corpus: Path, index: Path, embedder: Embedder, rounds: int) -
 
 
 def watch_latency(corpus: Path, index: Path, embedder: Embedder, files: int) -> dict:
-    desk = Desk.open(index, corpus_dir=corpus, embedder=embedder)
-    reader = Desk.open(index, corpus_dir=corpus, embedder=embedder)  # a second open Desk, as the bot's
+    desk = Desk.open(index, corpus=corpus)
+    reader = Desk.open(index, corpus=corpus)  # a second open Desk, as the bot's
     latencies = []
     with Watcher(desk) as watcher:
         while watcher.updates < 1:
@@ -180,7 +180,7 @@ def main() -> None:
     if args.reuse_build and args.out.exists():
         previous = json.loads(args.out.read_text())
         result["full_build"] = previous["full_build"] | {"measured": previous["date"]}
-        cache = cached_vectors(Desk.open(WORK / "bbc" / "index", embedder=embedder))
+        cache = cached_vectors(Desk.open(WORK / "bbc" / "index"))
     else:
         result["full_build"], cache = full_build(embedder)
     print(json.dumps(result["full_build"], indent=2), flush=True)

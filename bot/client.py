@@ -28,11 +28,7 @@ from bot.format import (FOLLOW_UP_HINT, MENTION_HINT, USAGE, apology, escape, ra
 from bot.ratelimit import RateLimiter
 from bot.settings import PORTAL, BotSettings
 from bot.split import Page
-from newsdesk.answer import Answer
-from newsdesk.chat import ChatSession
-from newsdesk.desk import Desk
-from newsdesk.layout import IndexBusy
-from newsdesk.watch import Watcher
+from newsdesk import Answer, ChatSession, Desk, IndexBusy, Watcher
 
 log = logging.getLogger("newsdesk.bot")
 T = TypeVar("T")
@@ -122,7 +118,7 @@ class NewsdeskBot(commands.Bot):
         if self.desk is None:
             log.info("Opening the index in %s (loading the model takes a few seconds)", self.settings.index_dir)
             self.desk = await asyncio.to_thread(Desk.open, self.settings.index_dir,
-                                                corpus_dir=self.settings.corpus_dir, llm=self.settings.llm)
+                                                corpus=self.settings.corpus_dir, llm=self.settings.llm)
         self.add_dynamic_items(VoteButton)
         await self.add_cog(Newsdesk(self))
         self.tree.error(self.on_app_command_error)
@@ -328,7 +324,7 @@ class Newsdesk(commands.Cog):
     async def stats(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
-            info = await self.bot.off_loop(self.bot.desk.stats)
+            info = (await self.bot.off_loop(self.bot.desk.stats)).to_dict()
             await send_pages(render_stats(info), interaction.edit_original_response,
                              functools.partial(interaction.followup.send, wait=True, ephemeral=True))
         except Exception:

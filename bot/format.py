@@ -15,7 +15,7 @@ from typing import Any
 import discord
 
 from bot.split import CONTENT_LIMIT, Page, paginate, truncate
-from newsdesk.answer import Answer, Citation
+from newsdesk import Answer, Citation
 
 QUOTE_CHARS = 350
 TITLE_CHARS = 200
@@ -80,7 +80,7 @@ def answer_text(answer: Answer) -> str:
     A marker counts only where the text before it ends with the quote it cites, taken in the
     citations' order, so a quote that itself contains something like "[7]" stays text.
     """
-    sentences = getattr(answer, "sentences", None)
+    sentences = answer.generated.sentences if answer.generated else ()
     if sentences:  # a generated answer: its checked sentences, each with its markers
         return " ".join(f"{escape(s.text)} {''.join(f'[{n}]' for n in s.cites)}" for s in sentences)
     text = answer.text
@@ -119,7 +119,7 @@ def render_answer(answer: Answer, *, question: str | None = None, notes: Iterabl
         lines.append(answer_text(answer))
     if answer.query and answer.query != answer.question:
         lines.append(f"-# Searched for: {escape(answer.query)}")
-    lines += [f"-# {note}" for note in [*notes, *getattr(answer, "notes", [])]]
+    lines += [f"-# {note}" for note in [*notes, *answer.notes]]
 
     sources = answer.related if answer.abstained else answer.citations
     related = [] if answer.abstained else answer.related

@@ -15,11 +15,7 @@ import discord
 
 from bot.client import INTENT_OFF, NewsdeskBot
 from bot.settings import PORTAL, TOKEN_ENV, BotSettings, SettingsError, discord_token, load_settings
-from newsdesk.desk import Desk
-from newsdesk.embed import ModelNotFound
-from newsdesk.index import IndexMismatch
-from newsdesk.llm import LLMSettingsError
-from newsdesk.reader import IndexMissing
+from newsdesk import Desk, NewsdeskError
 
 log = logging.getLogger("newsdesk.bot")
 
@@ -72,7 +68,7 @@ def run(config: str | Path | None = None, *, index_dir: str | Path | None = None
                      f"-> Reset Token) and set {TOKEN_ENV} to the new one")
     except (aiohttp.ClientConnectorError, discord.GatewayNotFound) as err:
         return _fail(f"cannot reach Discord ({type(err).__name__}); check the network connection and try again")
-    except (IndexMissing, IndexMismatch, ModelNotFound, FileNotFoundError, LLMSettingsError) as err:
+    except NewsdeskError as err:
         return _fail(str(err))
     return 0
 

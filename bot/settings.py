@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from newsdesk.llm import LLMSettings, LLMSettingsError
+from newsdesk import LLMSettings, NewsdeskError, read_settings
 
 DEFAULT_FILE = "newsdesk-bot.toml"
 PORTAL = "https://discord.com/developers/applications"
@@ -99,8 +99,8 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         if raw is not None and raw.strip() != "":
             values[name] = _parse(name, raw.strip(), var, base=Path.cwd())
     try:
-        values["llm"] = LLMSettings.from_mapping(llm_table, env, where=f"[llm] in {file}")
-    except LLMSettingsError as err:
+        values["llm"] = LLMSettings.from_settings(read_settings("llm", llm_table, env, where=f"[llm] in {file}"))
+    except NewsdeskError as err:
         raise SettingsError(str(err)) from None
     settings = replace(BotSettings(), **values)
     _check(settings)

@@ -13,7 +13,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 import pytest
 
 from newsdesk.config import Settings
-from newsdesk.desk import Desk, load_embedder
+from newsdesk.desk import Desk, encoder_for_build
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_CORPUS = ROOT / "corpus"
@@ -22,13 +22,14 @@ FIXTURE_CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 
 @pytest.fixture(scope="session")
 def embedder():
-    return load_embedder(Settings())
+    """The encoder every test index is built with (loaded once; later loads reuse it)."""
+    return encoder_for_build(Settings(), rebuild=True)
 
 
 @pytest.fixture(scope="session")
 def sample_desk(embedder, tmp_path_factory) -> Desk:
     """The corpus newsdesk ships with (one article), indexed once."""
-    return Desk.build(SAMPLE_CORPUS, tmp_path_factory.mktemp("sample") / "index", embedder=embedder)
+    return Desk.build(SAMPLE_CORPUS, tmp_path_factory.mktemp("sample") / "index")
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +37,7 @@ def news_desk(embedder, tmp_path_factory) -> Desk:
     """Seven short articles in every supported format, from two sources, with dates."""
     corpus = tmp_path_factory.mktemp("news") / "corpus"
     shutil.copytree(FIXTURE_CORPUS, corpus)
-    return Desk.build(corpus, corpus.parent / "index", embedder=embedder)
+    return Desk.build(corpus, corpus.parent / "index")
 
 
 def source_texts(path: Path) -> list[str]:
@@ -56,10 +57,16 @@ def assert_quotes_verbatim(desk: Desk, answer) -> None:
         for c in answer.citations + answer.related:
             text, source_path = gen.conn.execute(
                 "SELECT text, source_path FROM docs WHERE doc_id = ?", (c.doc_id,)).fetchone()
-            assert text[c.start:c.end] == c.quote
+            assert c.quote in text
+            assert c.path == source_path
             source = desk.settings.corpus_dir / source_path
-            if source.suffix in {".txt", ".md", ".json", ".jsonl"}:
-                assert any(c.quote in t for t in source_texts(source)), c.quote
+            if c.offsets_in == "file":
+                raw = source.read_bytes().decode("utf-8-sig")
+                assert raw[c.start:c.end] == c.quote, (raw[c.start:c.end], c.quote)
+            elif c.offsets_in == "record":
+                assert any(t[c.start:c.end] == c.quote for t in source_texts(source)), c.quote
+            else:
+                assert text[c.start:c.end] == c.quote
 
 
 @pytest.fixture(scope="session")
@@ -67,4 +74,4 @@ def llm_corpus_desk(embedder, tmp_path_factory) -> Desk:
     """Three short articles, one with a prompt-injection attempt, for the language-model tests (no model set)."""
     corpus = tmp_path_factory.mktemp("llm") / "corpus"
     shutil.copytree(Path(__file__).parent / "fixtures" / "llm_corpus", corpus)
-    return Desk.build(corpus, corpus.parent / "index", embedder=embedder)
+    return Desk.build(corpus, corpus.parent / "index")

@@ -17,8 +17,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import newsdesk.index as index_module
 from newsdesk.config import Settings
-from newsdesk.desk import load_embedder
-from newsdesk.embed import use_threads
+from newsdesk.desk import encoder_for_build
 from newsdesk.store import Store
 
 
@@ -37,7 +36,6 @@ def countdown(n, then):
 
 
 def child(settings, embedder, kill, n):
-    use_threads(1)
     index_module.BATCH_CHUNKS = 2
     on_batch = None
     if kill == "after_batches":
@@ -54,7 +52,7 @@ def child(settings, embedder, kill, n):
 def main():
     corpus, index = Path(sys.argv[1]), Path(sys.argv[2])
     settings = Settings(corpus_dir=corpus, index_dir=index)
-    embedder = load_embedder(settings)
+    embedder = encoder_for_build(settings, rebuild=True)
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         command = json.loads(line)

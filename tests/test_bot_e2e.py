@@ -44,7 +44,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 def bot_desk(embedder, tmp_path_factory) -> Desk:
     corpus = tmp_path_factory.mktemp("bot") / "corpus"
     shutil.copytree(BOT_CORPUS, corpus)
-    return Desk.build(corpus, corpus.parent / "index", embedder=embedder)
+    return Desk.build(corpus, corpus.parent / "index")
 
 
 @dataclass
@@ -431,7 +431,7 @@ async def test_stats_shows_documents_chunks_model_and_last_update(env: Env) -> N
     defer = await s.wait_for(lambda r: "/callback" in r.path, since=mark)
     assert defer.json == {"type": 5, "data": {"flags": 64}}
     edit = await s.wait_for(lambda r: r.method == "PATCH" and interaction["token"] in r.path, since=mark)
-    stats = env.desk.stats()
+    stats = env.desk.stats().to_dict()
     index, sources = edit.json["embeds"]
     fields = {f["name"]: f["value"] for f in index["fields"]}
     assert fields == {"Documents": str(stats["documents"]), "Chunks": str(stats["chunks"]),
@@ -443,7 +443,7 @@ async def test_stats_shows_documents_chunks_model_and_last_update(env: Env) -> N
 
 async def test_reindex_is_refused_to_non_admins_and_runs_for_admins(env: Env) -> None:
     s = env.server
-    documents = env.desk.stats()["documents"]
+    documents = env.desk.stats().documents
     mark = len(s.requests)
     interaction = await s.slash("reindex", user=s.user("intern"))
     refusal = await s.wait_for(lambda r: "/callback" in r.path, since=mark)
@@ -451,7 +451,7 @@ async def test_reindex_is_refused_to_non_admins_and_runs_for_admins(env: Env) ->
                                                 "flags": 64, "allowed_mentions": NONE, "tts": False}}
     await asyncio.sleep(0.2)
     assert not [r for r in s.since(mark) if interaction["token"] in r.path and r is not refusal]
-    assert env.desk.stats()["documents"] == documents
+    assert env.desk.stats().documents == documents
 
     new = env.desk.settings.corpus_dir / "riverside" / "bridge.md"
     new.write_text("---\ntitle: Footbridge opens over the Riverside canal\ndate: 2026-07-01\n---\n"
@@ -473,7 +473,7 @@ async def test_questions_are_answered_while_a_reindex_runs(bot_desk: Desk, embed
     corpus, index = tmp_path / "corpus", tmp_path / "index"
     shutil.copytree(bot_desk.settings.corpus_dir, corpus)
     shutil.copytree(bot_desk.settings.index_dir, index)
-    desk = Desk.open(index, corpus_dir=corpus, embedder=embedder)
+    desk = Desk.open(index, corpus=corpus)
     for i in range(24):  # enough new articles that embedding them takes a while
         (corpus / "wire" / f"market-{i}.txt").write_text(
             f"Fish market report {i}\n\n" + " ".join(f"Stall {j} sold {i * j} crates of herring and cod "
@@ -501,7 +501,7 @@ async def test_an_error_while_answering_gets_an_apology_with_an_id_and_the_bot_k
         bot_desk: Desk, embedder, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     index = tmp_path / "index"
     shutil.copytree(bot_desk.settings.index_dir, index)
-    desk = Desk.open(index, embedder=embedder)
+    desk = Desk.open(index)
     server = FakeDiscord()
     await server.start()
     caplog.set_level(logging.DEBUG)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from types import SimpleNamespace
 
 from hypothesis import given, settings
@@ -98,8 +99,8 @@ def test_abstention_says_so_plainly_and_shows_related_sources() -> None:
 
 
 def test_question_line_searched_for_and_notes() -> None:
-    answer = answered("It reopened on Monday.")
-    answer.question, answer.query = "When did it reopen?", "When did it reopen? library Riverside"
+    answer = replace(answered("It reopened on Monday."), question="When did it reopen?",
+                     query="When did it reopen? library Riverside")
     page, = render_answer(answer, question="When did it **reopen**?", notes=["A note."])
     assert page.content == ("**Question:** When did it \\*\\*reopen\\*\\*?\nIt reopened on Monday. [1]\n"
                             "-# Searched for: When did it reopen? library Riverside\n-# A note.")

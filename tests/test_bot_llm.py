@@ -34,7 +34,7 @@ async def test_slash_ask_streams_checked_sentences_then_posts_the_sources(llm_co
     question = "When will the harbour bridge reopen?"
     with fake_llm() as llm:
         llm.script(Reply(" ".join(SENTENCES), delay=0.05))
-        desk = Desk(llm_corpus_desk.settings, llm_corpus_desk.embedder, llm=LLMSettings(
+        desk = Desk(llm_corpus_desk.settings, llm_corpus_desk.encoder, llm=LLMSettings(
             provider="openai-compatible", model=FakeLLM.MODEL, base_url=llm.openai_url, timeout=5, deadline=20))
         server = FakeDiscord()
         await server.start()

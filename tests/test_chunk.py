@@ -1,5 +1,6 @@
 from conftest import FIXTURE_CORPUS, SAMPLE_CORPUS
 
+from newsdesk.errors import UsageError
 from newsdesk.chunk import Chunker, sentence_spans
 from newsdesk.config import ChunkSettings
 from newsdesk.load import Document, load_corpus
@@ -10,14 +11,14 @@ def _docs():
 
 
 def _chunker(embedder, chunk_tokens=200, overlap=48):
-    return Chunker(embedder.tokenizer, ChunkSettings(chunk_tokens, overlap), embedder.max_tokens - 2)
+    return Chunker(embedder.tokens, ChunkSettings(chunk_tokens, overlap), embedder.max_tokens - 2)
 
 
 def test_every_chunk_fits_the_encoder_window_in_model_tokens(embedder):
     chunker = _chunker(embedder)
     for doc in _docs():
         for chunk in chunker.chunk(doc):
-            with_specials = len(embedder.tokenizer(chunk.text)["input_ids"])
+            with_specials = len(embedder.tokens(chunk.text)) + 2
             assert with_specials <= embedder.max_tokens == 256
             assert len(chunker.tokens(chunk.text)) <= 200
 
@@ -69,5 +70,5 @@ def test_sentences_do_not_break_at_abbreviations_or_cross_lines():
 def test_chunk_size_larger_than_the_model_window_is_refused(embedder):
     import pytest
 
-    with pytest.raises(ValueError, match="exceeds the model window"):
+    with pytest.raises(UsageError, match="exceeds the model window"):
         _chunker(embedder, 400, 20)

@@ -4,12 +4,14 @@ import shutil
 import pytest
 from conftest import FIXTURE_CORPUS, SAMPLE_CORPUS, assert_quotes_verbatim
 
-from newsdesk import Desk
+from newsdesk import Desk, IndexEmpty, IndexMismatch, IndexMissing, UsageError
 from newsdesk.config import ChunkSettings, Settings
-from newsdesk.index import IndexMismatch, update_index
-from newsdesk.reader import IndexMissing
+from newsdesk.index import update_index
 
-CITATION_KEYS = ["n", "doc_id", "title", "url", "published", "quote", "start", "end", "score"]
+CITATION_KEYS = ["n", "doc_id", "title", "url", "published", "source", "authors", "quote", "path", "start", "end",
+                 "offsets_in", "score", "also_reported_by", "sources_count"]
+ANSWER_KEYS = ["question", "answer", "abstained", "query", "confidence", "as_of", "notes", "citations", "related",
+               "newer", "timeline", "generated"]
 
 
 def test_sample_question_is_answered_from_the_article_with_its_hedge(sample_desk):
@@ -26,7 +28,7 @@ def test_sample_question_is_answered_from_the_article_with_its_hedge(sample_desk
 def test_off_topic_question_abstains_and_lists_related(sample_desk):
     answer = sample_desk.ask("Who won the 1998 World Cup?")
     assert answer.abstained
-    assert answer.citations == []
+    assert answer.citations == ()
     assert "does not answer" in answer.text
     assert answer.related and all(r.doc_id == "000_4637bb9b228ceb5d.txt" for r in answer.related)
     assert_quotes_verbatim(sample_desk, answer)
@@ -53,7 +55,7 @@ def test_every_quote_is_verbatim_at_its_span(sample_desk, question):
 
 def test_answer_json_shape(sample_desk):
     data = json.loads(json.dumps(sample_desk.ask("How many Venezuelan security personnel were killed?").to_dict()))
-    assert list(data) == ["question", "answer", "abstained", "citations", "related"]
+    assert list(data) == ANSWER_KEYS
     assert data["citations"] and data["related"]
     for item in data["citations"] + data["related"]:
         assert list(item) == CITATION_KEYS
@@ -97,7 +99,7 @@ def test_date_and_source_filters(news_desk):
                                       "gazette/notes.txt"}
     answer = news_desk.ask("How many people died in the ferry accident?", until="2026-03-02")
     assert {c.doc_id for c in answer.citations} == {"wire-ferry-1"}
-    with pytest.raises(ValueError, match="since must be a date"):
+    with pytest.raises(UsageError, match="since must be a date"):
         news_desk.search("ferry", since="last week")
 
 
@@ -128,13 +130,13 @@ def test_chat_follow_up_carries_the_topic(news_desk):
 
 
 def test_empty_question_is_refused(sample_desk):
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(UsageError, match="empty"):
         sample_desk.ask("   ")
 
 
 def test_opening_with_another_model_or_chunking_says_rebuild(sample_desk, embedder, tmp_path):
     with pytest.raises(IndexMismatch, match="newsdesk index --rebuild"):
-        Desk.open(sample_desk.settings.index_dir, model=str(tmp_path), embedder=embedder)
+        Desk.open(sample_desk.settings.index_dir, model=str(tmp_path))
     other = Settings(corpus_dir=SAMPLE_CORPUS, index_dir=sample_desk.settings.index_dir,
                      chunking=ChunkSettings(100, 20))
     with pytest.raises(IndexMismatch, match="chunking"):
@@ -143,13 +145,13 @@ def test_opening_with_another_model_or_chunking_says_rebuild(sample_desk, embedd
 
 def test_missing_index_is_a_clear_error(tmp_path, embedder):
     with pytest.raises(IndexMissing, match="newsdesk index"):
-        Desk.open(tmp_path / "nowhere", embedder=embedder)
+        Desk.open(tmp_path / "nowhere")
 
 
 def test_update_embeds_only_new_and_changed_and_removes_deleted(embedder, tmp_path):
     corpus = tmp_path / "corpus"
     shutil.copytree(FIXTURE_CORPUS, corpus)
-    desk = Desk.build(corpus, tmp_path / "index", embedder=embedder)
+    desk = Desk.build(corpus, tmp_path / "index")
     first = desk.last_update
     assert len(first.added) == 8 and first.rebuilt
 
@@ -168,8 +170,7 @@ def test_update_embeds_only_new_and_changed_and_removes_deleted(embedder, tmp_pa
     assert "2,700 people" in desk.ask("How many people signed the library petition?").text
     assert all(p.doc_id != "gazette/budget.md" for p in desk.search("harbour budget breakwater", k=10))
     assert desk.search("tram strike", k=1)[0].doc_id == "new.txt"
-    stats = desk.stats()
-    assert stats["documents"] == 8
+    assert desk.stats().documents == 8
 
 
 def test_chunk_ids_are_never_reused_across_add_remove_add(embedder, tmp_path):
@@ -177,7 +178,7 @@ def test_chunk_ids_are_never_reused_across_add_remove_add(embedder, tmp_path):
     corpus.mkdir()
     article = "Bridge closes for repairs\nThe old bridge closed on Monday for six months of repairs, the city said."
     (corpus / "a.txt").write_text(article)
-    desk = Desk.build(corpus, tmp_path / "index", embedder=embedder)
+    desk = Desk.build(corpus, tmp_path / "index")
 
     def ids():
         with desk.reader.generation() as gen:
@@ -186,7 +187,9 @@ def test_chunk_ids_are_never_reused_across_add_remove_add(embedder, tmp_path):
     first = ids()
     (corpus / "a.txt").unlink()
     desk.update()
-    assert ids() == [] and desk.search("bridge repairs") == []
+    assert ids() == []
+    with pytest.raises(IndexEmpty, match="holds no articles"):
+        desk.search("bridge repairs")
     (corpus / "a.txt").write_text(article)
     (corpus / "b.txt").write_text("Ferry timetable changes\nFerries will leave every 40 minutes from May, the operator said.")
     desk.update()
@@ -201,7 +204,7 @@ def test_interrupted_rebuild_leaves_the_last_good_index(embedder, tmp_path):
     corpus = tmp_path / "corpus"
     shutil.copytree(FIXTURE_CORPUS, corpus)
     index = tmp_path / "index"
-    desk = Desk.build(corpus, index, embedder=embedder)
+    desk = Desk.build(corpus, index)
     before = desk.stats()
 
     def crash(_):
@@ -210,9 +213,8 @@ def test_interrupted_rebuild_leaves_the_last_good_index(embedder, tmp_path):
     settings = desk.settings
     with pytest.raises(KeyboardInterrupt):
         update_index(settings, embedder, rebuild=True, on_batch=crash)
-    after = Desk.open(index, embedder=embedder).stats()
-    assert (after["index"], after["documents"], after["fingerprint"]) == (
-        before["index"], before["documents"], before["fingerprint"])
+    after = Desk.open(index).stats()
+    assert (after.index, after.documents, after.fingerprint) == (before.index, before.documents, before.fingerprint)
     assert not desk.ask("How many runners are expected at the marathon?").abstained
     # The next run cleans up what the interrupted one left behind and completes.
     report = update_index(settings, embedder, rebuild=True)

@@ -14,10 +14,10 @@ import pytest
 from conftest import assert_quotes_verbatim
 from llm_server import FakeLLM, Garbage, Reply, Stall, Status, fake_llm
 
-from newsdesk import Desk
-from newsdesk.answer import Answer
+from newsdesk import Desk, SettingsError
+from newsdesk.results import Answer
 from newsdesk.chat import rewrite
-from newsdesk.generate import SYSTEM_PROMPT, LLMAnswer
+from newsdesk.generate import SYSTEM_PROMPT
 from newsdesk.llm import TIMED_OUT, UNSUPPORTED, UNUSABLE, LLMSettings, LLMSettingsError
 
 # Retrieval order for these questions over tests/fixtures/llm_corpus (asserted in the prompt tests):
@@ -39,7 +39,7 @@ def desk_with(plain: Desk, server: FakeLLM, provider: str = OPENAI, **changes) -
     url = server.openai_url if provider == OPENAI else server.ollama_url
     settings = LLMSettings(provider=provider, model=FakeLLM.MODEL, base_url=url, api_key="sk-test-key", timeout=2.0,
                            deadline=10.0, retries=2, backoff=0.01, stream=False)
-    return Desk(plain.settings, plain.embedder, llm=replace(settings, **changes))
+    return Desk(plain.settings, plain.encoder, llm=replace(settings, **changes))
 
 
 def markers(text: str) -> list[int]:
@@ -58,9 +58,9 @@ def test_cited_answer_is_kept_renumbered_and_quoted_from_the_passages(llm_corpus
     server.script(Reply(f"{LIBRARY_FACT} [1]. {TRAM_FACT} [2]."))
     answer = desk.ask(LIBRARY_Q)
 
-    assert isinstance(answer, LLMAnswer) and not answer.fallback and not answer.abstained
+    assert answer.generated is not None and not answer.generated.fallback and not answer.abstained
     assert answer.text == f"{LIBRARY_FACT}. [1] {TRAM_FACT}. [2]"
-    assert answer.notes == [] and answer.removed == []
+    assert answer.notes == () and answer.generated.removed == ()
     assert [c.title for c in answer.citations] == ["Riverside library reopens after flood repairs",
                                                    "Council approves tram line to the airport"]
     assert answer.citations[0].quote.startswith("The Riverside public library reopened on Monday")
@@ -68,7 +68,7 @@ def test_cited_answer_is_kept_renumbered_and_quoted_from_the_passages(llm_corpus
     assert [r.title for r in answer.related] == ["Port Halden harbour bridge to reopen in June"]
     assert_citations_map_to_passages(desk, answer)
     data = answer.to_dict()
-    assert data["generated"] is True and data["model"] == FakeLLM.MODEL
+    assert data["generated"] == {"model": FakeLLM.MODEL, "fallback": False, "removed": []}
 
     [request] = server.requests
     assert request.path == "/v1/chat/completions"
@@ -96,9 +96,9 @@ def test_streamed_answer_shows_only_checked_sentences_as_they_complete(llm_corpu
     assert answer.text == f"{LIBRARY_FACT}. [1] The library now opens at 8 a.m. on weekdays. [1]"
     assert partials == [f"{LIBRARY_FACT}. [1]"]  # the next checked sentence completes only at the end
     assert not any("1901" in p for p in partials)
-    assert [(r.text, r.reason) for r in answer.removed] == [
+    assert [(r.text, r.reason) for r in answer.generated.removed] == [
         ("The library was first built in 1901.", "states a number its sources do not")]
-    assert answer.notes == ["1 sentence of the language model's answer was left out: the passages it cited did "
+    assert list(answer.notes) == ["1 sentence of the language model's answer was left out: the passages it cited did "
                             "not support it."]
     assert_citations_map_to_passages(desk, answer)
 
@@ -108,7 +108,7 @@ def test_ollama_chat_api_streaming_and_not(llm_corpus_desk, server, stream):
     desk = desk_with(llm_corpus_desk, server, OLLAMA, stream=stream)
     server.script(Reply(f"{LIBRARY_FACT} [1]."))
     answer = desk.ask(LIBRARY_Q)
-    assert answer.text == f"{LIBRARY_FACT}. [1]" and not answer.fallback
+    assert answer.text == f"{LIBRARY_FACT}. [1]" and not answer.generated.fallback
     [request] = server.requests
     assert request.path == "/api/chat"
     assert request.body["model"] == FakeLLM.MODEL and request.body["stream"] is stream
@@ -122,8 +122,8 @@ def test_uncited_sentences_are_removed(llm_corpus_desk, server):
     server.script(Reply(f"{LIBRARY_FACT} [1]. It was a great day for the readers of Riverside. Everyone was happy."))
     answer = desk.ask(LIBRARY_Q)
     assert answer.text == f"{LIBRARY_FACT}. [1]"
-    assert [r.reason for r in answer.removed] == ["cites no passage", "cites no passage"]
-    assert answer.notes == ["2 sentences of the language model's answer were left out: the passages they cited did "
+    assert [r.reason for r in answer.generated.removed] == ["cites no passage", "cites no passage"]
+    assert list(answer.notes) == ["2 sentences of the language model's answer were left out: the passages they cited did "
                             "not support them."]
 
 
@@ -132,10 +132,10 @@ def test_an_answer_with_no_cited_sentence_falls_back_to_the_extractive_one(llm_c
     server.script(Reply(f"{LIBRARY_FACT}. The passages say nothing else."))
     answer = desk.ask(LIBRARY_Q)
     expected = llm_corpus_desk.ask(LIBRARY_Q)
-    assert isinstance(answer, LLMAnswer) and answer.fallback
+    assert answer.generated.fallback
     assert (answer.text, answer.citations, answer.related) == (expected.text, expected.citations, expected.related)
-    assert answer.notes == [UNSUPPORTED]
-    assert answer.to_dict()["generated"] is False and len(answer.removed) == 2
+    assert answer.notes == (UNSUPPORTED,)
+    assert answer.to_dict()["generated"]["fallback"] is True and len(answer.generated.removed) == 2
 
 
 def test_citations_to_passages_that_do_not_exist_are_dropped(llm_corpus_desk, server):
@@ -144,7 +144,7 @@ def test_citations_to_passages_that_do_not_exist_are_dropped(llm_corpus_desk, se
                         "The Riverside public library reopened on Monday [1][9]."))
     answer = desk.ask(LIBRARY_Q)
     assert answer.text == "The Riverside public library reopened on Monday. [1]"
-    assert [r.reason for r in answer.removed] == ["cites passage 7, which does not exist"]
+    assert [r.reason for r in answer.generated.removed] == ["cites passage 7, which does not exist"]
     assert_citations_map_to_passages(desk, answer)
 
 
@@ -157,7 +157,7 @@ def test_citations_to_passages_that_do_not_support_the_sentence_are_removed(llm_
         "The mayor promised free tram rides for every library member [1][3]."))  # in neither
     answer = desk.ask(LIBRARY_Q)
     assert answer.text == f"{LIBRARY_FACT}. [1]"
-    assert [r.reason for r in answer.removed] == [
+    assert [r.reason for r in answer.generated.removed] == [
         "states a number its sources do not", "states a number its sources do not",
         "not supported by the passages it cites"]
     assert_citations_map_to_passages(desk, answer)
@@ -181,7 +181,7 @@ def test_timeouts_are_retried_then_fall_back_with_a_note(llm_corpus_desk, server
     answer = desk.ask(LIBRARY_Q)
     assert time.monotonic() - started < 1.5
     assert len(server.requests) == 2
-    assert answer.fallback and answer.notes == [TIMED_OUT]
+    assert answer.generated.fallback and answer.notes == (TIMED_OUT,)
     assert answer.text == llm_corpus_desk.ask(LIBRARY_Q).text
 
 
@@ -191,7 +191,7 @@ def test_the_callers_deadline_is_never_exceeded(llm_corpus_desk, server):
     started = time.monotonic()
     answer = desk.ask(LIBRARY_Q, deadline=0.6)
     assert time.monotonic() - started < 0.9
-    assert answer.fallback and answer.notes == [TIMED_OUT] and len(server.requests) == 1
+    assert answer.generated.fallback and answer.notes == (TIMED_OUT,) and len(server.requests) == 1
 
     # a stream that keeps trickling is cut off at the deadline too
     slow = desk_with(llm_corpus_desk, server, timeout=10.0, stream=True)
@@ -199,7 +199,7 @@ def test_the_callers_deadline_is_never_exceeded(llm_corpus_desk, server):
     started = time.monotonic()
     answer = slow.ask(LIBRARY_Q, deadline=0.6)
     assert time.monotonic() - started < 0.9
-    assert answer.fallback and answer.notes == [TIMED_OUT] and len(server.requests) == 1
+    assert answer.generated.fallback and answer.notes == (TIMED_OUT,) and len(server.requests) == 1
 
 
 @pytest.mark.parametrize("provider", [OPENAI, OLLAMA])
@@ -207,7 +207,7 @@ def test_429_is_retried_and_the_second_answer_used(llm_corpus_desk, server, prov
     desk = desk_with(llm_corpus_desk, server, provider)
     server.script(Status(429, "slow down", headers={"Retry-After": "0"}), Reply(f"{LIBRARY_FACT} [1]."))
     answer = desk.ask(LIBRARY_Q)
-    assert not answer.fallback and answer.text == f"{LIBRARY_FACT}. [1]"
+    assert not answer.generated.fallback and answer.text == f"{LIBRARY_FACT}. [1]"
     assert len(server.requests) == 2 and server.requests[0].body == server.requests[1].body
 
 
@@ -217,7 +217,7 @@ def test_garbage_responses_are_retried_a_bounded_number_of_times(llm_corpus_desk
     server.script(Garbage(), Garbage(), Garbage(), Reply("never asked for"))
     answer = desk.ask(LIBRARY_Q)
     assert len(server.requests) == 3  # the first attempt and two retries
-    assert answer.fallback and answer.notes == [UNUSABLE]
+    assert answer.generated.fallback and answer.notes == (UNUSABLE,)
 
     server.script(Garbage(), Reply(f"{LIBRARY_FACT} [1]."))
     assert desk.ask(LIBRARY_Q).text == f"{LIBRARY_FACT}. [1]"
@@ -227,14 +227,14 @@ def test_a_refused_api_key_is_not_retried(llm_corpus_desk, server):
     desk = desk_with(llm_corpus_desk, server)
     server.script(Status(401, "invalid api key"), Reply("never asked for"))
     answer = desk.ask(LIBRARY_Q)
-    assert len(server.requests) == 1 and answer.fallback and answer.notes == [UNUSABLE]
+    assert len(server.requests) == 1 and answer.generated.fallback and answer.notes == (UNUSABLE,)
 
 
 def test_an_unreachable_server_falls_back(llm_corpus_desk, server):
     settings = LLMSettings(provider=OPENAI, model="m", base_url="http://127.0.0.1:9/v1", timeout=1.0, deadline=3.0,
                            retries=1, backoff=0.01)
-    answer = Desk(llm_corpus_desk.settings, llm_corpus_desk.embedder, llm=settings).ask(LIBRARY_Q)
-    assert answer.fallback and answer.notes == [UNUSABLE]
+    answer = Desk(llm_corpus_desk.settings, llm_corpus_desk.encoder, llm=settings).ask(LIBRARY_Q)
+    assert answer.generated.fallback and answer.notes == (UNUSABLE,)
 
 
 # -- prompt injection ----------------------------------------------------------------------------
@@ -250,7 +250,7 @@ def test_injected_instructions_stay_data_and_obeying_them_is_not_supported(llm_c
     assert answer.text == "The harbour bridge in Port Halden will reopen to traffic on 14 June. [1]"
     assert [c.title for c in answer.citations] == ["Port Halden harbour bridge to reopen in June"]
     assert "HACKED" not in answer.citations[0].quote and "Ignore" not in answer.citations[0].quote
-    assert [r.reason for r in answer.removed] == ["not supported by the passages it cites"] * 3
+    assert [r.reason for r in answer.generated.removed] == ["not supported by the passages it cites"] * 3
     assert_citations_map_to_passages(desk, answer)
 
     [request] = server.requests
@@ -267,12 +267,10 @@ def test_injected_instructions_stay_data_and_obeying_them_is_not_supported(llm_c
 
 # -- without a model, and abstentions --------------------------------------------------------------
 def test_without_a_model_answers_are_exactly_extractive(llm_corpus_desk, server):
-    assert LLMSettings.from_env({}) is None
-    assert LLMSettings.from_env({"NEWSDESK_LLM_PROVIDER": "none", "NEWSDESK_LLM_MODEL": "x"}) is None
     assert llm_corpus_desk.llm is None
     answer = llm_corpus_desk.ask(LIBRARY_Q)
-    assert type(answer) is Answer
-    assert list(answer.to_dict()) == ["question", "answer", "abstained", "citations", "related"]
+    assert type(answer) is Answer and answer.generated is None
+    assert answer.to_dict()["generated"] is None
 
 
 def test_an_abstention_asks_no_model(llm_corpus_desk, server):
@@ -309,29 +307,35 @@ def test_a_failed_condense_falls_back_to_the_rule_based_rewrite(llm_corpus_desk,
                   Reply("The Riverside public library reopened on Monday [1]."))
     session.ask(LIBRARY_Q)
     second = session.ask("And when did it open again?")
-    assert second.query == rewrite("And when did it open again?", LIBRARY_Q)
+    assert second.query == rewrite("And when did it open again?", session.history[0])
     assert len(server.requests) == 3
 
 
 # -- settings ------------------------------------------------------------------------------------
 def test_settings_from_the_environment_and_a_table():
+    from newsdesk.settings import read_settings
+
+    def settings(table=None, env=None):
+        return LLMSettings.from_settings(read_settings("llm", table or {}, env or {}, where="[llm]"))
+
     env = {"NEWSDESK_LLM_PROVIDER": "Ollama", "NEWSDESK_LLM_MODEL": "llama3.2:1b", "NEWSDESK_LLM_TIMEOUT": "12",
            "NEWSDESK_LLM_STREAM": "off", "NEWSDESK_LLM_API_KEY": "secret"}
-    s = LLMSettings.from_env(env)
+    s = settings(env=env)
     assert (s.provider, s.model, s.timeout, s.stream, s.url) == ("ollama", "llama3.2:1b", 12.0, False,
                                                                  "http://localhost:11434")
-    assert "secret" not in repr(s)
-    table = LLMSettings.from_mapping({"provider": "openai-compatible", "model": "qwen", "base_url": "http://h:8080/v1/",
-                                      "deadline": 20}, {"NEWSDESK_LLM_MODEL": "phi"})
+    assert "secret" not in repr(s) and s.api_key == "secret"
+    table = settings({"provider": "openai-compatible", "model": "qwen", "base_url": "http://h:8080/v1/",
+                      "deadline": 20}, {"NEWSDESK_LLM_MODEL": "phi"})
     assert (table.model, table.url, table.deadline) == ("phi", "http://h:8080/v1", 20.0)
-    with pytest.raises(LLMSettingsError, match="NEWSDESK_LLM_API_KEY"):
-        LLMSettings.from_mapping({"provider": "ollama", "model": "m", "api_key": "sk-1"}, {})
-    with pytest.raises(LLMSettingsError, match="unknown setting"):
-        LLMSettings.from_mapping({"provider": "ollama", "model": "m", "temprature": 1}, {})
-    with pytest.raises(LLMSettingsError, match="openai-compatible, ollama"):
-        LLMSettings.from_env({"NEWSDESK_LLM_PROVIDER": "gpt", "NEWSDESK_LLM_MODEL": "m"})
+    assert settings() is None and settings(env={"NEWSDESK_LLM_PROVIDER": "none"}) is None
+    with pytest.raises(SettingsError, match="NEWSDESK_LLM_API_KEY"):
+        settings({"provider": "ollama", "model": "m", "api_key": "sk-1"})
+    with pytest.raises(SettingsError, match="unknown setting"):
+        settings({"provider": "ollama", "model": "m", "temprature": 1})
+    with pytest.raises(SettingsError, match="openai-compatible, ollama"):
+        settings(env={"NEWSDESK_LLM_PROVIDER": "gpt", "NEWSDESK_LLM_MODEL": "m"})
     with pytest.raises(LLMSettingsError, match="NEWSDESK_LLM_MODEL"):
-        LLMSettings.from_env({"NEWSDESK_LLM_PROVIDER": "ollama"})
+        settings(env={"NEWSDESK_LLM_PROVIDER": "ollama"})
 
 
 def test_bot_settings_read_the_llm_table(tmp_path):
@@ -343,7 +347,7 @@ def test_bot_settings_read_the_llm_table(tmp_path):
     assert settings.k == 4 and settings.llm.model == "llama3.2:1b" and settings.llm.deadline == 30
     assert load_settings(file, env={"NEWSDESK_LLM_PROVIDER": "none"}).llm is None
     file.write_text('[llm]\nprovider = "ollama"\nmodel = "m"\napi_key = "sk-1"\n')
-    with pytest.raises(SettingsError, match="API key"):
+    with pytest.raises(SettingsError, match="holds api_key: remove it"):
         load_settings(file, env={})
     file.write_text('[llm]\nprovider = "ollama"\nmodel = "m"\ndeadline = 1200\n')
     with pytest.raises(SettingsError, match="at most 600"):
@@ -353,7 +357,7 @@ def test_bot_settings_read_the_llm_table(tmp_path):
 def test_the_cli_uses_the_model_from_the_environment(llm_corpus_desk, server, monkeypatch):
     import json
 
-    from typer.testing import CliRunner
+    from click.testing import CliRunner
 
     from newsdesk.cli import app
 
@@ -366,7 +370,7 @@ def test_the_cli_uses_the_model_from_the_environment(llm_corpus_desk, server, mo
     result = CliRunner().invoke(app, ["ask", LIBRARY_Q, "--json", *where])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["answer"] == f"{LIBRARY_FACT}. [1]" and data["generated"] is True and data["notes"] == []
+    assert data["answer"] == f"{LIBRARY_FACT}. [1]" and data["generated"]["fallback"] is False and data["notes"] == []
 
     server.script(Status(503, "loading model"))
     result = CliRunner().invoke(app, ["ask", LIBRARY_Q, *where])
@@ -375,7 +379,7 @@ def test_the_cli_uses_the_model_from_the_environment(llm_corpus_desk, server, mo
 
     monkeypatch.setenv("NEWSDESK_LLM_PROVIDER", "gpt")
     result = CliRunner().invoke(app, ["ask", LIBRARY_Q, *where])
-    assert result.exit_code == 1 and "openai-compatible, ollama" in " ".join(result.stderr.split())
+    assert result.exit_code == 2 and "openai-compatible, ollama" in " ".join(result.stderr.split())
 
 
 def test_the_example_llm_table_loads_when_uncommented(tmp_path):
@@ -397,7 +401,7 @@ def test_a_reasoning_models_thinking_is_not_part_of_the_answer(llm_corpus_desk, 
     server.script(Reply(f"<think>The user asks about cost. Passage 1 says 1.3 million [1].</think>\n\n{LIBRARY_FACT} [1]."))
     partials: list[str] = []
     answer = desk.ask(LIBRARY_Q, on_partial=lambda a: partials.append(a.text))
-    assert answer.text == f"{LIBRARY_FACT}. [1]" and answer.removed == [] and answer.notes == []
+    assert answer.text == f"{LIBRARY_FACT}. [1]" and answer.generated.removed == () and answer.notes == ()
     assert not any("user asks" in p for p in partials)
 
 

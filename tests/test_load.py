@@ -39,7 +39,7 @@ def test_every_fixture_format_loads_with_metadata():
         "wire/briefs.jsonl#1", "wire/briefs.jsonl#2", "wire-ferry-1", "wire-ferry-2",
     }
     md = docs["gazette/budget.md"]
-    assert (md.title, md.published, md.author) == ("Council approves harbour budget", "2026-02-10", "Mara Quint")
+    assert (md.title, md.published, md.authors) == ("Council approves harbour budget", "2026-02-10", ("Mara Quint",))
     assert md.url == "https://example.org/gazette/harbour-budget"
     assert "Home | Politics" not in md.text  # repeated navigation line
     html = docs["gazette/festival.html"]

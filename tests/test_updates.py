@@ -45,12 +45,12 @@ def crash_setup(embedder, tmp_path_factory):
     root = tmp_path_factory.mktemp("crash")
     corpus, initial = root / "corpus", root / "initial-index"
     write_corpus(corpus, range(12))
-    Desk.build(corpus, initial, embedder=embedder)
+    Desk.build(corpus, initial)
     for i in (10, 11):
         (corpus / f"{TOWNS[i].lower()}.txt").unlink()
     write_corpus(corpus, [0, 1], version={0: 2, 1: 2})
     write_corpus(corpus, range(12, 24))
-    expected = Desk.build(corpus, root / "expected-index", embedder=embedder).stats()
+    expected = Desk.build(corpus, root / "expected-index").stats()
     return corpus, initial, expected
 
 
@@ -94,13 +94,13 @@ def test_kill_9_leaves_a_consistent_index_and_the_next_update_completes(kill, wo
         assert outcome["killed"]  # the kill point was reached
     reader = IndexReader(index)
     assert check_index(reader) == []
-    desk = Desk.open(index, corpus_dir=corpus, embedder=embedder)
+    desk = Desk.open(index, corpus=corpus)
     assert not desk.ask("How much did the Arlen bridge cost?").abstained
     report = desk.update()
     assert check_index(IndexReader(index)) == []
     stats = desk.stats()
-    assert (stats["documents"], stats["chunks"], stats["fingerprint"]) == (
-        expected["documents"], expected["chunks"], expected["fingerprint"])
+    assert (stats.documents, stats.chunks, stats.fingerprint) == (
+        expected.documents, expected.chunks, expected.fingerprint)
     assert report.documents == 22
     brisk = desk.search("Brisk bridge cost", k=1)[0]
     assert brisk.doc_id == "brisk.txt" and "cost 24 million euros" in brisk.text  # version 2: 3 + 1 + 2 * 10
@@ -109,7 +109,7 @@ def test_kill_9_leaves_a_consistent_index_and_the_next_update_completes(kill, wo
 def test_a_second_writer_waits_or_gives_up_with_a_clear_message(embedder, tmp_path):
     corpus = tmp_path / "corpus"
     write_corpus(corpus, range(3))
-    desk = Desk.build(corpus, tmp_path / "index", embedder=embedder)
+    desk = Desk.build(corpus, tmp_path / "index")
     write_corpus(corpus, range(3, 5))
     lock = writer_lock(tmp_path / "index")
     try:
@@ -119,18 +119,18 @@ def test_a_second_writer_waits_or_gives_up_with_a_clear_message(embedder, tmp_pa
         waiting.start()
         time.sleep(1.0)
         assert waiting.is_alive()  # blocked on the lock, not interleaving
-        assert desk.stats()["documents"] == 3
+        assert desk.stats().documents == 3
     finally:
         lock.release()
     waiting.join(timeout=60)
     assert sorted(desk.last_update.added) == ["dunmore.txt", "elsby.txt"]
-    assert desk.stats()["documents"] == 5
+    assert desk.stats().documents == 5
 
 
 def test_questions_during_an_update_see_one_whole_generation(embedder, tmp_path):
     corpus = tmp_path / "corpus"
     write_corpus(corpus, range(8))
-    desk = Desk.build(corpus, tmp_path / "index", embedder=embedder)
+    desk = Desk.build(corpus, tmp_path / "index")
     write_corpus(corpus, range(8), version={i: 3 for i in range(8)})
     write_corpus(corpus, range(8, 24))
     (corpus / "arlen.txt").unlink()
@@ -143,9 +143,9 @@ def test_questions_during_an_update_see_one_whole_generation(embedder, tmp_path)
     try:
         while updater.is_alive() or asked < 5:
             question = f"How much did the {TOWNS[asked % 24]} bridge cost?"
-            vector = desk.embedder.encode_query(question)
+            vector = desk.encoder.encode_query(question)
             with desk.reader.generation() as gen:
-                result = answer(question, *gather_evidence(gen, question, vector, 5, Filters(), desk.fusion))
+                result = answer(gather_evidence(gen, question, vector, 5, Filters(), desk.fusion))
                 generations.add(gen.manifest["generation"])
                 for c in result.citations + result.related:
                     row = gen.conn.execute("SELECT text FROM docs WHERE doc_id = ?", (c.doc_id,)).fetchone()
@@ -157,7 +157,7 @@ def test_questions_during_an_update_see_one_whole_generation(embedder, tmp_path)
         updater.join()
         index_module.BATCH_CHUNKS = old_batch
     assert len(generations) > 1  # questions really ran while generations changed
-    assert desk.stats()["documents"] == 23
+    assert desk.stats().documents == 23
 
 
 def wait_until(condition, timeout=30.0):
@@ -172,8 +172,8 @@ def wait_until(condition, timeout=30.0):
 def test_watch_makes_new_articles_answerable_and_batches_bursts(embedder, tmp_path):
     corpus = tmp_path / "corpus"
     write_corpus(corpus, range(2))
-    desk = Desk.build(corpus, tmp_path / "index", embedder=embedder)
-    reader_desk = Desk.open(tmp_path / "index", embedder=embedder)  # another open Desk, e.g. the bot's
+    desk = Desk.build(corpus, tmp_path / "index")
+    reader_desk = Desk.open(tmp_path / "index")  # another open Desk, e.g. the bot's
     reports = []
     with Watcher(desk, debounce=0.5, settle=0.5, on_update=reports.append) as watcher:
         assert wait_until(lambda: watcher.updates >= 1)
@@ -181,17 +181,17 @@ def test_watch_makes_new_articles_answerable_and_batches_bursts(embedder, tmp_pa
         assert wait_until(lambda: any(p.doc_id == "corvo.txt" for p in reader_desk.search("Corvo bridge", k=3)))
         before = watcher.updates
         write_corpus(corpus, range(3, 24))  # a burst of 21 files
-        assert wait_until(lambda: reader_desk.stats()["documents"] == 24)
+        assert wait_until(lambda: reader_desk.stats().documents == 24)
         assert watcher.updates - before <= 2
         (corpus / "corvo.txt").unlink()
-        assert wait_until(lambda: reader_desk.stats()["documents"] == 23)
+        assert wait_until(lambda: reader_desk.stats().documents == 23)
     assert all(not r.skipped for r in reports)
 
 
 def test_watch_indexes_a_file_still_being_written_once_complete(embedder, tmp_path):
     corpus = tmp_path / "corpus"
     write_corpus(corpus, range(2))
-    desk = Desk.build(corpus, tmp_path / "index", embedder=embedder)
+    desk = Desk.build(corpus, tmp_path / "index")
     reports = []
     with Watcher(desk, debounce=0.3, settle=1.0, on_update=reports.append) as watcher:
         assert wait_until(lambda: watcher.updates >= 1)
@@ -201,7 +201,7 @@ def test_watch_indexes_a_file_still_being_written_once_complete(embedder, tmp_pa
                 f.write(part)
                 f.flush()
                 time.sleep(0.4)  # a slow copy: each write within `settle` of the last
-        assert wait_until(lambda: desk.stats()["documents"] == 3)
+        assert wait_until(lambda: desk.stats().documents == 3)
     with desk.reader.generation() as gen:
         stored = gen.conn.execute("SELECT text FROM docs WHERE doc_id = 'slow.txt'").fetchone()[0]
     assert stored == text.strip()

@@ -1,147 +1,152 @@
 """The extractive answerer: an answer made only of the corpus's own sentences, each cited.
 
-Each sentence of the retrieved passages is scored by how much of the question it covers
-(IDF-weighted stems, counting the article's headline as context), how much its passage covers,
-and how close its passage is to the question (cosine). The best one to three sentences are the
-answer. When even the best is weak the answer
-is an abstention, with the closest passages listed as related.
+Every sentence of the candidate passages is scored by the learned answer model
+(`newsdesk.answer_model`) on its features (`newsdesk.features`): the probability that it
+answers the question. The best sentence comes first. A second or third sentence is added only
+when it adds a fact the ones before lack: another article's figure, a date or name the first
+does not give, or the question's terms the first leaves uncovered. A quotation whose speaker is
+named in the sentence before is extended back to that sentence, so a claim stays a claim. When
+even the best sentence is unlikely to answer, the answer says the corpus does not answer, and
+lists the closest passages as related.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+import numpy as np
+
+from newsdesk.answer_model import AnswerModel, shipped_model
+from newsdesk.features import FEATURES, Candidate, Question, candidates_and_features
 from newsdesk.keywords import terms
+from newsdesk.results import Answer, Citation
 from newsdesk.retrieve import Passage
+from newsdesk.store import DocText
 
 ABSTAIN_TEXT = "The corpus does not answer this question. The closest passages are listed as related."
 
 
 @dataclass(frozen=True)
-class Citation:
-    n: int
-    doc_id: str
-    title: str
-    url: str | None
-    published: str | None
-    quote: str
-    start: int
-    end: int
-    score: float
+class AnswerSettings:
+    max_sentences: int = 3
+    max_related: int = 3
+    # A further sentence must be at least this likely, relative to the best one, besides adding a fact.
+    keep_ratio: float = 0.5
+    # None: the calibrated threshold shipped with the model.
+    threshold: float | None = None
+    model: AnswerModel | None = None  # None: the shipped model
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "n": self.n, "doc_id": self.doc_id, "title": self.title, "url": self.url,
-            "published": self.published, "quote": self.quote, "start": self.start, "end": self.end,
-            "score": round(self.score, 4),
-        }
-
-
-@dataclass
-class Answer:
-    question: str
-    text: str
-    abstained: bool
-    citations: list[Citation] = field(default_factory=list)
-    related: list[Citation] = field(default_factory=list)
-    # What was searched, when it differs from the question (a rewritten chat follow-up).
-    query: str | None = None
-    # The best sentence's score, compared with the abstention threshold.
-    evidence: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "question": self.question, "answer": self.text, "abstained": self.abstained,
-            "citations": [c.to_dict() for c in self.citations],
-            "related": [c.to_dict() for c in self.related],
-        }
+    def answer_model(self) -> AnswerModel:
+        return self.model or shipped_model()
 
 
 @dataclass(frozen=True)
-class AnswerSettings:
-    max_sentences: int = 3
-    # Further sentences must score at least this fraction of the best one.
-    keep_ratio: float = 0.85
-    # Below this evidence the answer abstains. Chosen by bench/tune.py: the highest threshold
-    # that still answers 97% of answerable tuning questions; it turns away 87% of off-topic ones.
-    threshold: float = 0.40
-    max_related: int = 3
-    # Feature weights of a sentence's score (they sum to 1, so scores stay in [0, 1]), chosen
-    # by bench/tune.py on SQuAD and RealTime QA. A bonus for holding the asked-for kind of answer
-    # (a number for "how many", a date for "when") was tried there and did not help.
-    w_sentence: float = 0.2
-    w_passage: float = 0.2
-    w_dense: float = 0.6
-    title_context: bool = True
+class Evidence:
+    """What the answerer reads: the candidate passages (best first), their documents, term
+    weights, the question's vector and the passages' sentence vectors."""
+
+    question: str
+    passages: tuple[Passage, ...]
+    docs: dict[str, DocText]
+    idf: Callable[[str], float]
+    vector: np.ndarray
+    sentence_vectors: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Scored:
-    passage: Passage
-    start: int
+    candidate: Candidate
+    probability: float
+    start: int  # may reach back to a quotation's speaker
     end: int
-    score: float
+
+    @property
+    def passage(self) -> Passage:
+        return self.candidate.passage
 
 
-def answer(question: str, passages: Sequence[Passage], doc_texts: dict[str, str],
-           idf: Callable[[str], float], settings: AnswerSettings = AnswerSettings()) -> Answer:
-    scored = score_sentences(question, passages, doc_texts, idf, settings)
-    evidence = scored[0].score if scored else 0.0
-    if evidence < settings.threshold:
-        related = _best_per_passage(scored)[: settings.max_related]
-        return Answer(question, ABSTAIN_TEXT, True, [], _citations(related, doc_texts, 1), evidence=evidence)
-    chosen = _choose(scored, doc_texts, settings)
-    ordered = _reading_order(chosen)
-    citations = _citations(ordered, doc_texts, 1)
+def score(evidence: Evidence, settings: AnswerSettings = AnswerSettings()) -> list[Scored]:
+    """Every candidate sentence with the model's probability that it answers, best first."""
+    question = Question.of(evidence.question, evidence.vector, evidence.idf)
+    candidates, x = candidates_and_features(question, evidence.passages, evidence.docs, evidence.sentence_vectors)
+    probabilities = settings.answer_model().probabilities(x, FEATURES)
+    scored = [Scored(c, float(p), c.start, c.end) for c, p in zip(candidates, probabilities)]
+    scored.sort(key=lambda s: (-s.probability, s.candidate.rank, s.start))
+    return scored
+
+
+def answer(evidence: Evidence, settings: AnswerSettings = AnswerSettings()) -> Answer:
+    scored = score(evidence, settings)
+    confidence = scored[0].probability if scored else 0.0
+    threshold = settings.threshold if settings.threshold is not None else settings.answer_model().threshold
+    if confidence < threshold:
+        related = _citations(_best_per_passage(scored)[: settings.max_related], evidence.docs, 1)
+        return Answer(evidence.question, ABSTAIN_TEXT, True, (), tuple(related), confidence=confidence)
+    chosen = choose(scored, evidence, settings)
+    citations = _citations(_ordered(chosen), evidence.docs, 1)
     text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
     cited_chunks = {s.passage.chunk_id for s in chosen}
     related = [s for s in _best_per_passage(scored) if s.passage.chunk_id not in cited_chunks]
-    return Answer(question, text, False, citations,
-                  _citations(related[: settings.max_related], doc_texts, len(citations) + 1), evidence=evidence)
+    return Answer(evidence.question, text, False, tuple(citations),
+                  tuple(_citations(related[: settings.max_related], evidence.docs, len(citations) + 1)),
+                  confidence=confidence)
 
 
-def score_sentences(question: str, passages: Sequence[Passage], doc_texts: dict[str, str],
-                    idf: Callable[[str], float], settings: AnswerSettings = AnswerSettings()) -> list[Scored]:
-    """Every sentence of the passages with its score, best first."""
-    q_terms = set(terms(question))
-    weights = {t: idf(t) for t in q_terms}
-    total = sum(weights.values()) or 1.0
-    seen: set[tuple[str, int]] = set()
-    out: list[Scored] = []
-    for p in passages:
-        text = doc_texts[p.doc_id]
-        # The headline names what every sentence of the article is about ("Brisk opens bridge" /
-        # "The bridge cost 24 million"), so its terms count as present in each sentence.
-        context = set(terms(p.title)) if settings.title_context else set()
-        passage_cover = sum(weights[t] for t in q_terms & (context | set(terms(p.text)))) / total
-        for start, end in p.sentences:
-            if (p.doc_id, start) in seen:
-                continue
-            seen.add((p.doc_id, start))
-            sentence_terms = set(terms(text[start:end]))
-            if context and sentence_terms <= context:
-                continue  # the headline itself: it says nothing the citation's title does not
-            cover = sum(weights[t] for t in q_terms & (context | sentence_terms)) / total
-            score = (settings.w_sentence * cover + settings.w_passage * passage_cover
-                     + settings.w_dense * max(p.dense, 0.0))
-            out.append(Scored(p, start, end, score))
-    out.sort(key=lambda s: -s.score)
-    return out
+# -- choosing ----------------------------------------------------------------------------------
+def choose(scored: list[Scored], evidence: Evidence, settings: AnswerSettings) -> list[Scored]:
+    """The best sentence, then only sentences that add a fact it lacks (no padding)."""
+    q_terms = set(terms(evidence.question))
+    best = _with_attribution(scored[0], evidence.docs[scored[0].passage.doc_id].text)
+    chosen = [best]
+    covered = set(terms(_text(best, evidence))) & q_terms
+    known_answers = {_norm(a) for a in best.candidate.answers}
+    for s in scored[1:]:
+        if len(chosen) == settings.max_sentences or s.probability < best.probability * settings.keep_ratio:
+            break
+        s = _with_attribution(s, evidence.docs[s.passage.doc_id].text)
+        if any(c.passage.doc_id == s.passage.doc_id and c.start < s.end and s.start < c.end for c in chosen):
+            continue  # overlaps a sentence already chosen
+        answers = {_norm(a) for a in s.candidate.answers}
+        new_answer = bool(answers - known_answers)
+        new_terms = (set(terms(_text(s, evidence))) & q_terms) - covered
+        if s.candidate.answers and new_answer:
+            pass  # another figure, date or name: e.g. a revised count in a newer article
+        elif not best.candidate.answers and _weight(new_terms, evidence) >= 0.25 * _weight(q_terms, evidence):
+            pass  # covers a good part of the question the sentences so far leave out
+        else:
+            continue
+        chosen.append(s)
+        covered |= new_terms
+        known_answers |= answers
+    return chosen
 
 
-def idf_from(frequencies: dict[str, int], total: int) -> Callable[[str], float]:
-    """BM25's IDF; a term the corpus never uses gets the highest weight, so missing it counts."""
-    def idf(term: str) -> float:
-        df = frequencies.get(term, 0)
-        return math.log(1 + (total - df + 0.5) / (df + 0.5))
-    return idf
+def _text(s: Scored, evidence: Evidence) -> str:
+    return evidence.docs[s.passage.doc_id].text[s.start:s.end]
 
 
-# -- choosing and ordering -------------------------------------------------------------------
+def _weight(stems: set[str], evidence: Evidence) -> float:
+    return sum(evidence.idf(t) for t in stems)
+
+
+def _norm(answer: str) -> str:
+    return " ".join(re.findall(r"\w+", answer.lower()))
+
+
+def _ordered(chosen: list[Scored]) -> list[Scored]:
+    """The fact first. When several chosen sentences give the asked-for figure or date from
+    different articles, the newest comes first, so a revised figure precedes the earlier one."""
+    first, rest = chosen[0], chosen[1:]
+    with_answers = [s for s in chosen if s.candidate.answers]
+    dated = {s.passage.published for s in with_answers if s.passage.published}
+    if len(with_answers) > 1 and len({s.passage.doc_id for s in with_answers}) > 1 and len(dated) > 1:
+        ordered = sorted(with_answers, key=lambda s: s.passage.published or "", reverse=True)
+        return ordered + [s for s in chosen if not s.candidate.answers]
+    return [first, *rest]
+
+
 _ATTRIBUTION = re.compile(
     r"\b(said|says|say|told|tells|according to|declared|stated|added|claimed|announced|reported|"
     r"wrote|warned|insisted|confirmed|denied|argued|noted|explained|asked|replied)\b", re.IGNORECASE)
@@ -163,31 +168,8 @@ def _with_attribution(s: Scored, doc_text: str) -> Scored:
         if a < line_start:
             break
         if _ATTRIBUTION.search(doc_text[a:b]):
-            return Scored(s.passage, a, s.end, s.score)
+            return Scored(s.candidate, s.probability, a, s.end)
     return s
-
-
-def _choose(scored: list[Scored], doc_texts: dict[str, str], settings: AnswerSettings) -> list[Scored]:
-    best = scored[0].score
-    chosen: list[Scored] = []
-    for s in scored:
-        if len(chosen) == settings.max_sentences or s.score < best * settings.keep_ratio:
-            break
-        s = _with_attribution(s, doc_texts[s.passage.doc_id])
-        if any(c.passage.doc_id == s.passage.doc_id and c.start < s.end and s.start < c.end for c in chosen):
-            continue  # overlaps a sentence already chosen (attribution extension)
-        chosen.append(s)
-    return chosen
-
-
-def _reading_order(chosen: list[Scored]) -> list[Scored]:
-    """Newest article first (a revised figure before the earlier one), then document order."""
-    first_seen: dict[str, int] = {}
-    for i, s in enumerate(chosen):
-        first_seen.setdefault(s.passage.doc_id, i)
-    in_documents = sorted(chosen, key=lambda s: (first_seen[s.passage.doc_id], s.start))
-    # Stable sort: undated articles go last, ties keep document order.
-    return sorted(in_documents, key=lambda s: s.passage.published or "", reverse=True)
 
 
 def _best_per_passage(scored: list[Scored]) -> list[Scored]:
@@ -197,12 +179,16 @@ def _best_per_passage(scored: list[Scored]) -> list[Scored]:
     return list(best.values())
 
 
-def _citations(items: list[Scored], doc_texts: dict[str, str], first: int) -> list[Citation]:
-    return [
-        Citation(
-            n=first + i, doc_id=s.passage.doc_id, title=s.passage.title, url=s.passage.url,
-            published=s.passage.published, quote=doc_texts[s.passage.doc_id][s.start:s.end],
-            start=s.start, end=s.end, score=s.score,
-        )
-        for i, s in enumerate(items)
-    ]
+def _citations(items: Sequence[Scored], docs: dict[str, DocText], first: int) -> list[Citation]:
+    return [citation(first + i, s.passage, docs[s.passage.doc_id], s.start, s.end, s.probability)
+            for i, s in enumerate(items)]
+
+
+def citation(n: int, p: Passage, doc: DocText, start: int, end: int, score: float) -> Citation:
+    """A citation of doc.text[start:end], with offsets into the source the user can open."""
+    return Citation(
+        n=n, doc_id=p.doc_id, title=p.title, url=p.url, published=p.published, quote=doc.text[start:end],
+        start=doc.source_offset(start), end=doc.source_offset(start) + (end - start), score=score,
+        source=p.source, authors=doc.authors, path=doc.source_path, offsets_in=doc.offsets_in,
+    )
+

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from collections.abc import Callable
 from typing import Any
 
 from newsdesk.config import ChunkSettings
+from newsdesk.errors import UsageError
 from newsdesk.load import Document
 
 Span = tuple[int, int]
@@ -61,15 +63,16 @@ def _split_sentences(text: str) -> list[str]:
 
 
 class Chunker:
-    def __init__(self, tokenizer: Any, settings: ChunkSettings, max_tokens: int):
+    def __init__(self, tokens: Callable[[str], list[int]], settings: ChunkSettings, max_tokens: int):
+        """`tokens` is the encoder's own tokenizer (word-piece ids without special tokens)."""
         from llama_index.core.node_parser import SentenceSplitter
 
         if settings.chunk_tokens > max_tokens:
-            raise ValueError(
+            raise UsageError(
                 f"chunk_tokens={settings.chunk_tokens} exceeds the model window of {max_tokens} "
                 "word pieces: the encoder would silently drop the end of each chunk"
             )
-        self._tokenizer = tokenizer
+        self.tokens = tokens
         self.max_tokens = max_tokens
         self._splitter = SentenceSplitter(
             chunk_size=settings.chunk_tokens,
@@ -78,12 +81,9 @@ class Chunker:
             # Never matches: the whole document goes to the sentence splitter, so that chunks
             # overlap by whole sentences across paragraph breaks as well.
             paragraph_separator="\x00",
-            tokenizer=self.tokens,
+            tokenizer=tokens,
             chunking_tokenizer_fn=_split_sentences,
         )
-
-    def tokens(self, text: str) -> list[int]:
-        return self._tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
 
     def chunk(self, doc: Document) -> list[Chunk]:
         sentences = sentence_spans(doc.text)

@@ -63,12 +63,13 @@ def _is_label(line: str) -> bool:
     return 0 < len(words) <= 2 and not re.search(r"[.!?:;,\"“”]", line)
 
 
-def clean_lines(lines: list[str]) -> list[str]:
-    """Drop furniture, leading section labels and navigation repeated within the page."""
+def kept_lines(lines: list[str]) -> list[int]:
+    """Indices of the lines that are article text: furniture, leading section labels and
+    navigation repeated within the page are dropped."""
     stripped = [ln.strip() for ln in lines]
     short_counts = Counter(ln.lower() for ln in stripped if ln and len(_WORDS.findall(ln)) <= 8)
-    kept: list[str] = []
-    for ln in stripped:
+    kept: list[int] = []
+    for i, ln in enumerate(stripped):
         if not ln or is_furniture(ln):
             continue
         # A short line printed more than once on one page is navigation (header and footer).
@@ -76,5 +77,10 @@ def clean_lines(lines: list[str]) -> list[str]:
             continue
         if not kept and _is_label(ln):
             continue
-        kept.append(ln)
+        kept.append(i)
     return kept
+
+
+def clean_lines(lines: list[str]) -> list[str]:
+    """The kept lines themselves, stripped of surrounding whitespace."""
+    return [lines[i].strip() for i in kept_lines(lines)]

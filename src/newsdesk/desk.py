@@ -1,38 +1,73 @@
-"""The public API: `Desk.build`, `Desk.open`, `desk.search`, `desk.ask`, `desk.chat`.
+"""The public API: `Desk.build`, `Desk.open`, and a desk's `ask`, `search`, `chat`, `update`, `stats`.
 
-The CLI and the Discord bot are thin front ends over this class.
+The CLI and the Discord bot are thin front ends over this class. A `Desk` is safe to use from
+several threads at once for questions; updates take the index's writer lock, and every open
+desk sees a finished update at its next question.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from newsdesk.answer import Answer, AnswerSettings, answer, idf_from
+from newsdesk.answer import AnswerSettings, Evidence, answer
 from newsdesk.chat import ChatSession
-from newsdesk.config import BUNDLED_MODEL, ChunkSettings, Settings
-from newsdesk.embed import Embedder, use_threads
-from newsdesk.generate import generated_answer
-from newsdesk.index import IndexMismatch, UpdateReport, check_compatible, update_index
-from newsdesk.keywords import terms
+from newsdesk.config import BUNDLED_MODEL, ChunkSettings, Settings, default_cache_dir
+from newsdesk.embed import ENCODERS, Encoder, ModelFolder, OnnxEncoder, TorchEncoder, dequantize_sentences, onnx_files
+from newsdesk.errors import IndexEmpty, IndexMismatch, QueryError, UsageError
+from newsdesk.index import UpdateReport, check_compatible, update_index
+from newsdesk.keywords import idf_from, terms
+from newsdesk.layout import current_store
 from newsdesk.llm import LLM, Deadline, LLMSettings
 from newsdesk.reader import IndexReader
-from newsdesk.retrieve import Fusion, Generation, Passage, search
+from newsdesk.results import Answer
+from newsdesk.retrieve import Fusion, Generation, Passage, SearchMode, search
 from newsdesk.store import Filters, Store
 from newsdesk.support import SupportSettings
 
+log = logging.getLogger("newsdesk")
+
+MAX_K = 50
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What `newsdesk stats` and the bot's /stats show."""
+
+    index: str
+    documents: int
+    chunks: int
+    segments: int
+    model: str
+    encoder: str
+    dimension: int
+    chunking: dict[str, int]
+    generation: int
+    created: str
+    updated: str
+    fingerprint: str
+    sources: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
 
 class Desk:
-    def __init__(self, settings: Settings, embedder: Embedder, *,
-                 fusion: Fusion = Fusion(), answering: AnswerSettings = AnswerSettings(),
-                 llm: LLMSettings | None = None, support: SupportSettings = SupportSettings()):
+    """An index opened for questions. Make one with `Desk.build` or `Desk.open`."""
+
+    def __init__(self, settings: Settings, encoder: Encoder, *, fusion: Fusion = Fusion(),
+                 answering: AnswerSettings = AnswerSettings(), llm: LLMSettings | None = None,
+                 support: SupportSettings = SupportSettings()):
         self.settings = settings
-        self.embedder = embedder
+        self.encoder = encoder
         self.fusion = fusion
         self.answering = answering
         # None: extractive answers only. Otherwise answers are generated and checked (newsdesk.generate).
@@ -41,125 +76,254 @@ class Desk:
         self.reader = IndexReader(settings.index_dir)
         self.last_update: UpdateReport | None = None
         check_compatible(self.reader.store.manifest(), settings, settings.index_dir)
-        use_threads(1)  # one query at a time runs fastest on one thread
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
-    def build(cls, corpus_dir: str | Path, index_dir: str | Path, *, model: str | None = None,
-              chunking: ChunkSettings | None = None, rebuild: bool = False, progress: bool = False,
-              embedder: Embedder | None = None, **options: Any) -> Desk:
-        """Index `corpus_dir` into `index_dir` (incrementally, if an index is there) and open it."""
-        settings = Settings(corpus_dir=Path(corpus_dir), index_dir=Path(index_dir),
-                            model=model or BUNDLED_MODEL, chunking=chunking or ChunkSettings())
-        embedder = embedder or load_embedder(settings)
-        use_threads(os.cpu_count() or 1)
-        report = update_index(settings, embedder, rebuild=rebuild, progress=progress)
-        desk = cls(settings, embedder, **options)
+    def build(cls, corpus: str | Path, index: str | Path, *, model: str | None = None, encoder: str = "auto",
+              device: str = "auto", chunking: ChunkSettings | None = None, rebuild: bool = False,
+              progress: bool = False, lock_timeout: float = -1, follow_symlinks: bool = False,
+              cache_dir: str | Path | None = None, llm: LLMSettings | None = None,
+              answering: AnswerSettings = AnswerSettings(), fusion: Fusion = Fusion()) -> Desk:
+        """Index `corpus` into `index` (incrementally when an index is there) and open it.
+
+        `encoder` is "auto" (the one the index was built with; for a new index ONNX int8 on a CPU,
+        torch on a GPU), "onnx-int8", "onnx" or "torch". A build interrupted earlier is continued.
+        """
+        settings = Settings(corpus_dir=Path(corpus), index_dir=Path(index), model=model or BUNDLED_MODEL,
+                            encoder=encoder, device=device, chunking=chunking or ChunkSettings(),
+                            cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
+                            follow_symlinks=follow_symlinks)
+        _check_choice(encoder, ("auto", *ENCODERS), "encoder")
+        _check_choice(device, ("auto", "cpu", "cuda"), "device")
+        runner = encoder_for_build(settings, rebuild=rebuild)
+        report = update_index(settings, runner, rebuild=rebuild, progress=progress, lock_timeout=lock_timeout)
+        desk = cls(settings, runner, llm=llm, answering=answering, fusion=fusion)
         desk.last_update = report
         return desk
 
     @classmethod
-    def open(cls, index_dir: str | Path, *, model: str | None = None, corpus_dir: str | Path | None = None,
-             embedder: Embedder | None = None, **options: Any) -> Desk:
-        """Open an existing index with the model and chunking it was built with."""
-        manifest = IndexReader(Path(index_dir)).store.manifest()
-        if model is not None and model != manifest["model"] and Settings(model=model).model_id() != manifest["model"]:
+    def open(cls, index: str | Path, *, corpus: str | Path | None = None, model: str | None = None,
+             cache_dir: str | Path | None = None, llm: LLMSettings | None = None,
+             answering: AnswerSettings = AnswerSettings(), fusion: Fusion = Fusion()) -> Desk:
+        """Open an existing index with the model, encoder and chunking it was built with."""
+        manifest = IndexReader(Path(index)).store.manifest()
+        if model is not None and model != manifest.get("model") and Settings(model=model).model_id() != manifest.get(
+                "model"):
             raise IndexMismatch(
-                f"the index in {index_dir} was built with model {manifest['model']!r}, not {model!r}; "
-                "run `newsdesk index --rebuild` to rebuild it with the new model"
-            )
+                f"the index in {index} was built with model {manifest.get('model')!r}, not {model!r}; "
+                "run `newsdesk index --rebuild` to rebuild it with the new model")
+        check_compatible(manifest, Settings(model=manifest.get("model", BUNDLED_MODEL),
+                                            chunking=ChunkSettings(**manifest.get("chunking", {}))), index)
         settings = Settings(
-            index_dir=Path(index_dir), model=manifest["model"], chunking=ChunkSettings(**manifest["chunking"]),
-            **({"corpus_dir": Path(corpus_dir)} if corpus_dir is not None else {}),
+            index_dir=Path(index), model=manifest["model"], encoder=manifest["encoder"],
+            chunking=ChunkSettings(**manifest["chunking"]),
+            cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
+            **({"corpus_dir": Path(corpus)} if corpus is not None else {}),
         )
-        return cls(settings, embedder or load_embedder(settings), **options)
+        return cls(settings, encoder_for_index(settings), llm=llm, answering=answering, fusion=fusion)
 
     # -- asking ------------------------------------------------------------------------------
-    def search(self, query: str, k: int = 5, *, since: str | date | None = None,
-               until: str | date | None = None, source: str | None = None, mode: str = "hybrid") -> list[Passage]:
+    def search(self, query: str, *, k: int = 5, since: str | date | None = None, until: str | date | None = None,
+               source: str | None = None, mode: SearchMode | str = SearchMode.HYBRID) -> list[Passage]:
+        """The `k` passages that best match `query`, best first."""
+        query = _clean_text(query, "search for something")
+        mode = _mode(mode)
         filters = _filters(since, until, source)
-        vector = self.embedder.encode_query(query)
+        _check_k(k)
+        vector = self.encoder.encode_query(query)
         with self.reader.generation() as gen:
-            return search(gen, query, vector, k, filters, self.fusion, mode)
+            _require_articles(gen)
+            passages = search(gen, query, vector, k, filters, self.fusion, mode)
+            if not passages and filters:
+                _explain_empty(gen, filters)
+            return passages
 
-    def ask(self, question: str, k: int = 5, *, since: str | date | None = None,
-            until: str | date | None = None, source: str | None = None, deadline: float | None = None,
+    def ask(self, question: str, *, k: int = 5, since: str | date | None = None, until: str | date | None = None,
+            source: str | None = None, prefer: Sequence[str] = (), deadline: float | None = None,
             on_partial: Callable[[Answer], None] | None = None) -> Answer:
         """The cited answer to `question`.
 
-        With a language model configured, the answer is generated and every sentence checked
-        against the passage it cites; it falls back to the extractive answer (with a note) when
-        the model fails or nothing it wrote is supported. `deadline` is the most seconds that may
-        take (default: the model settings' deadline); `on_partial` sees the checked answer grow
-        while the model streams. Without a model both are ignored.
+        `prefer` names documents to draw from when they match (a chat follow-up prefers the
+        articles the previous answer cited). With a language model configured, the answer is
+        generated and every sentence checked against the passage it cites; it falls back to the
+        extractive answer (with a note) when the model fails or nothing it wrote is supported.
+        `deadline` is the most seconds that may take (default: the model settings' deadline);
+        `on_partial` sees the checked answer grow while the model streams. Without a model both
+        are ignored.
         """
-        limit = Deadline(deadline if deadline is not None else self.llm.settings.deadline) if self.llm else None
-        question = question.strip()
-        if not question:
-            raise ValueError("ask a question: the text is empty")
+        question = _clean_text(question, "ask a question")
         filters = _filters(since, until, source)
-        vector = self.embedder.encode_query(question)
+        _check_k(k)
+        limit = Deadline(deadline if deadline is not None else self.llm.settings.deadline) if self.llm else None
+        vector = self.encoder.encode_query(question)
         with self.reader.generation() as gen:
-            evidence = gather_evidence(gen, question, vector, k, filters, self.fusion)
-        extractive = answer(question, *evidence, self.answering)
+            _require_articles(gen)
+            evidence = gather_evidence(gen, question, vector, max(k, self.answering_depth), filters, self.fusion,
+                                       prefer=prefer)
+            if not evidence.passages and filters:
+                _explain_empty(gen, filters)
+        extractive = answer(evidence, self.answering)
         if self.llm is None:
             return extractive
-        return generated_answer(question, *evidence, extractive, self.llm, self.embedder.encode, deadline=limit,
+        from newsdesk.generate import generated_answer
+
+        return generated_answer(evidence, extractive, self.llm, self.encoder.encode, deadline=limit,
                                 on_partial=on_partial, support=self.support, answering=self.answering)
 
+    @property
+    def answering_depth(self) -> int:
+        """Candidate passages whose sentences the answerer reads."""
+        return 10
+
     def chat(self) -> ChatSession:
+        """A conversation: follow-ups ("and who confirmed it?") are read in the light of earlier turns."""
         return ChatSession(self)
 
     # -- maintenance -------------------------------------------------------------------------
     def update(self, *, rebuild: bool = False, progress: bool = False, lock_timeout: float = -1,
                settle: float = 0.0) -> UpdateReport:
-        """Bring the index up to date with the corpus; open desks see the result at their next question."""
-        use_threads(os.cpu_count() or 1)
-        try:
-            self.last_update = update_index(self.settings, self.embedder, rebuild=rebuild, progress=progress,
-                                            lock_timeout=lock_timeout, settle=settle)
-        finally:
-            use_threads(1)
+        """Bring the index up to date with the corpus; open desks see the result at their next question.
+
+        `lock_timeout` is how long to wait for another writer (-1: as long as it takes; 0: give up
+        at once with IndexBusy). Files modified less than `settle` seconds ago wait for the next update.
+        """
+        self.last_update = update_index(self.settings, self.encoder, rebuild=rebuild, progress=progress,
+                                        lock_timeout=lock_timeout, settle=settle)
         return self.last_update
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> IndexStats:
         return index_stats(self.reader)
 
 
-def index_stats(reader: IndexReader) -> dict[str, Any]:
+def index_stats(reader: IndexReader) -> IndexStats:
     """What `newsdesk stats` and the bot's /stats show; needs no model."""
     with reader.generation() as gen:
         manifest = gen.manifest
         sources = gen.conn.execute(
-            "SELECT coalesce(source, ''), count(*) FROM docs GROUP BY 1 ORDER BY 2 DESC").fetchall()
-        return {
-            "index": str(reader.store.folder), "documents": manifest["documents"],
-            "chunks": manifest["chunks"], "segments": len(gen.segments), "model": manifest["model"],
-            "dimension": manifest["dimension"], "chunking": manifest["chunking"],
-            "generation": manifest["generation"], "created": manifest["created"],
-            "updated": manifest["updated"], "fingerprint": manifest["fingerprint"],
-            "sources": {name or "(none)": n for name, n in sources},
-        }
+            "SELECT coalesce(source, ''), count(*) FROM docs GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
+        return IndexStats(
+            index=str(reader.store.folder), documents=manifest["documents"], chunks=manifest["chunks"],
+            segments=len(gen.segments), model=manifest["model"], encoder=manifest.get("encoder", "torch"),
+            dimension=manifest["dimension"], chunking=manifest["chunking"], generation=manifest["generation"],
+            created=manifest["created"], updated=manifest["updated"], fingerprint=manifest["fingerprint"],
+            sources={name or "(none)": n for name, n in sources},
+        )
 
 
-def gather_evidence(gen: Generation, question: str, vector: np.ndarray, k: int, filters: Filters,
-                    fusion: Fusion) -> tuple[list[Passage], dict[str, str], Callable[[str], float]]:
-    """What the answerer reads: the top passages, their documents' texts, and term weights."""
-    passages = search(gen, question, vector, k, filters, fusion)
-    texts = Store.document_texts(gen.conn, sorted({p.doc_id for p in passages}))
+def gather_evidence(gen: Generation, question: str, vector: np.ndarray, depth: int, filters: Filters,
+                    fusion: Fusion, *, prefer: Sequence[str] = ()) -> Evidence:
+    """What the answerer reads: the top passages, their documents, term weights and sentence vectors."""
+    passages = search(gen, question, vector, depth, filters, fusion)
+    if prefer:
+        passages = _preferring(gen, question, vector, passages, prefer, filters, fusion)
+    docs = Store.document_texts(gen.conn, sorted({p.doc_id for p in passages})) if passages else {}
     stems = sorted(set(terms(question)))
     idf = idf_from(Store.document_frequencies(gen.conn, stems), gen.manifest["chunks"])
-    return passages, texts, idf
+    dimension = gen.manifest["dimension"]
+    blobs = Store.sentence_vectors(gen.conn, [p.chunk_id for p in passages])
+    sentence_vectors = {i: dequantize_sentences(b, dimension) for i, b in blobs.items()}
+    return Evidence(question, tuple(passages), docs, idf, vector, sentence_vectors)
 
 
-def load_embedder(settings: Settings) -> Embedder:
-    """The model for these settings, loaded once per process (it takes seconds and ~100 MB)."""
-    return _embedder(settings.model_path(), settings.model_id())
+def _preferring(gen: Generation, question: str, vector: np.ndarray, passages: list[Passage], prefer: Sequence[str],
+                filters: Filters, fusion: Fusion) -> list[Passage]:
+    """The passages of the preferred documents that match, first, then the rest."""
+    wanted = set(prefer)
+    own = search(gen, question, vector, len(passages), replace(filters, doc_ids=tuple(sorted(wanted))), fusion)
+    own = [p for p in own if p.doc_id in wanted][: max(3, len(passages) // 2)]
+    seen = {p.chunk_id for p in own}
+    return (own + [p for p in passages if p.chunk_id not in seen])[: len(passages)]
+
+
+# -- encoders ----------------------------------------------------------------------------------
+def encoder_for_build(settings: Settings, *, rebuild: bool) -> Encoder:
+    """The encoder for an update: the index's own, or for a new index the one `settings.encoder` names."""
+    live = current_store(settings.index_dir)
+    kind = settings.encoder
+    if kind == "auto" and live is not None and not rebuild:
+        kind = Store(live).manifest().get("encoder", "torch")
+    if kind == "auto":
+        kind = "torch" if _gpu_available() else "onnx-int8"
+    return load_encoder(settings.model_folder(), kind, settings.device, settings.cache_dir)
+
+
+def encoder_for_index(settings: Settings) -> Encoder:
+    """The encoder an index was built with; for ONNX, the copy kept inside the index."""
+    store = current_store(settings.index_dir)
+    kind = settings.encoder
+    if kind.startswith("onnx") and store is not None:
+        name = "model-int8.onnx" if kind == "onnx-int8" else "model.onnx"
+        kept = store / "encoder" / name
+        if kept.exists():
+            return _onnx_encoder(settings.model_folder(), kept, kind)
+    return load_encoder(settings.model_folder(), kind, settings.device, settings.cache_dir)
+
+
+def load_encoder(folder: ModelFolder, kind: str, device: str = "auto", cache_dir: Path | None = None) -> Encoder:
+    """The model run as `kind`, loaded once per process (it takes a moment and ~100 MB)."""
+    folder.check()
+    if kind == "torch":
+        return _torch_encoder(folder.path, folder.model_id, device)
+    onnx_file = onnx_files(folder, cache_dir or default_cache_dir(), kind)
+    return _onnx_encoder(folder, onnx_file, kind)
 
 
 @cache
-def _embedder(model_dir: Path, model_id: str) -> Embedder:
-    return Embedder(model_dir, model_id)
+def _torch_encoder(path: Path, model_id: str, device: str) -> TorchEncoder:
+    return TorchEncoder(ModelFolder(path, model_id), device=device)
+
+
+_ONNX: dict[tuple[str, str, int], OnnxEncoder] = {}
+
+
+def _onnx_encoder(folder: ModelFolder, onnx_file: Path, kind: str) -> OnnxEncoder:
+    """One encoder per distinct ONNX file: the copies inside indexes share the cache's sessions."""
+    key = (folder.model_id, kind, onnx_file.stat().st_size)
+    if key not in _ONNX:
+        _ONNX[key] = OnnxEncoder(folder, onnx_file, kind)
+    return _ONNX[key]
+
+
+def _gpu_available() -> bool:
+    """Whether torch would see a GPU, checked without importing torch where there is no NVIDIA driver."""
+    if not Path("/proc/driver/nvidia/version").exists() and not os.path.exists("/dev/nvidia0"):
+        return False
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+# -- checking arguments --------------------------------------------------------------------------
+def _clean_text(text: str, what: str) -> str:
+    if not isinstance(text, str):
+        raise UsageError(f"{what}: expected text, not {type(text).__name__}")
+    # Bytes that were not UTF-8 (a terminal in another encoding) arrive as surrogates: replace them.
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    text = " ".join(text.split())
+    if not text:
+        raise UsageError(f"{what}: the text is empty")
+    return text
+
+
+def _check_k(k: int) -> None:
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        raise UsageError(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
+
+
+def _check_choice(value: str, choices: tuple[str, ...], name: str) -> None:
+    if value not in choices:
+        raise UsageError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+
+
+def _mode(mode: SearchMode | str) -> SearchMode:
+    try:
+        return SearchMode(mode)
+    except ValueError:
+        raise UsageError(f"mode must be one of {', '.join(m.value for m in SearchMode)}, not {mode!r}") from None
 
 
 def _filters(since: str | date | None, until: str | date | None, source: str | None) -> Filters:
@@ -169,8 +333,37 @@ def _filters(since: str | date | None, until: str | date | None, source: str | N
         if isinstance(value, date):
             return value.isoformat()
         try:
-            return date.fromisoformat(value).isoformat()
+            return date.fromisoformat(str(value).strip()).isoformat()
         except ValueError:
-            raise ValueError(f"{name} must be a date like 2026-01-31, not {value!r}") from None
+            raise UsageError(f"{name} must be a date like 2026-01-31, not {value!r}") from None
 
-    return Filters(since=iso(since, "since"), until=iso(until, "until"), source=source or None)
+    filters = Filters(since=iso(since, "since"), until=iso(until, "until"), source=(source or "").strip() or None)
+    if filters.since and filters.until and filters.since > filters.until:
+        raise UsageError(f"since ({filters.since}) is after until ({filters.until}): no date can match both")
+    return filters
+
+
+def _require_articles(gen: Generation) -> None:
+    if gen.manifest["documents"] == 0:
+        raise IndexEmpty(f"the index in {gen.folder} holds no articles: put articles in the corpus folder and run "
+                         "`newsdesk index`")
+
+
+def _explain_empty(gen: Generation, filters: Filters) -> None:
+    """Nothing matched and filters were set: say what they excluded (an empty answer says nothing)."""
+    where, params = filters.sql()
+    matching = gen.conn.execute(f"SELECT count(*) FROM docs d WHERE {where}", params).fetchone()[0]
+    if matching:
+        return
+    total, undated = gen.conn.execute("SELECT count(*), sum(published IS NULL) FROM docs").fetchone()
+    parts = []
+    if filters.since:
+        parts.append(f"published on or after {filters.since}")
+    if filters.until:
+        parts.append(f"published on or before {filters.until}")
+    if filters.source:
+        sources = [r[0] for r in gen.conn.execute(
+            "SELECT DISTINCT source FROM docs WHERE source IS NOT NULL ORDER BY 1 LIMIT 8")]
+        parts.append(f"from the source {filters.source!r} (the sources are {', '.join(sources) or 'none'})")
+    note = f"; {undated} of the {total} articles have no date" if (filters.since or filters.until) and undated else ""
+    raise QueryError(f"no article is {' and '.join(parts)}{note}")

@@ -19,13 +19,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import replace
 
-from newsdesk.answer import Answer, AnswerSettings, Citation, score_sentences
+from newsdesk.answer import AnswerSettings, Evidence, citation, score
 from newsdesk.llm import LLM, UNSUPPORTED, Deadline, LLMUnavailable, Message
+from newsdesk.results import Answer, Generated, Removed, Sentence
 from newsdesk.retrieve import Passage
-from newsdesk.support import Encode, Sentence, SupportChecker, SupportSettings, Verdict, split_answer
+from newsdesk.support import Encode, SupportChecker, SupportSettings, Verdict, split_answer
 
 log = logging.getLogger("newsdesk.llm")
 
@@ -53,35 +53,8 @@ _DELIMITER = re.compile(r"</?\s*passages\s*>", re.IGNORECASE)
 _THINKING = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL | re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class Removed:
-    """A sentence of the model's reply that the support check left out, and why."""
-
-    text: str
-    cites: tuple[int, ...]
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "cites": list(self.cites), "reason": self.reason}
-
-
-@dataclass
-class LLMAnswer(Answer):
-    """An answer made with a language model, or the extractive one it fell back to (`fallback`)."""
-
-    model: str = ""
-    fallback: bool = False
-    # Lines for the reader: why the answer fell back, or that sentences were left out.
-    notes: list[str] = field(default_factory=list)
-    # The checked sentences, numbered like `citations` (empty for a fallback).
-    sentences: list[Sentence] = field(default_factory=list)
-    removed: list[Removed] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return super().to_dict() | {
-            "model": self.model, "generated": not self.fallback, "notes": list(self.notes),
-            "removed": [r.to_dict() for r in self.removed],
-        }
+# Passages shown to the model: the best few of the answerer's candidates.
+PROMPT_PASSAGES = 5
 
 
 def build_messages(question: str, passages: Sequence[Passage], max_sentences: int = 4) -> list[Message]:
@@ -96,15 +69,16 @@ def build_messages(question: str, passages: Sequence[Passage], max_sentences: in
             ("user", USER_PROMPT.format(passages="\n\n".join(blocks), question=" ".join(question.split())))]
 
 
-def generated_answer(question: str, passages: Sequence[Passage], doc_texts: dict[str, str],
-                     idf: Callable[[str], float], extractive: Answer, llm: LLM, encode: Encode, *,
-                     deadline: Deadline, on_partial: Callable[[LLMAnswer], None] | None = None,
+def generated_answer(evidence: Evidence, extractive: Answer, llm: LLM, encode: Encode, *, deadline: Deadline,
+                     on_partial: Callable[[Answer], None] | None = None,
                      support: SupportSettings = SupportSettings(),
                      answering: AnswerSettings = AnswerSettings()) -> Answer:
     """The model's checked answer, or `extractive` (with a note) when there is nothing usable."""
+    passages = evidence.passages[:PROMPT_PASSAGES]
     if extractive.abstained or not passages:
         return extractive
-    checker = SupportChecker(passages, doc_texts, encode, support)
+    question = evidence.question
+    checker = SupportChecker(passages, evidence.docs, encode, support)
     checked: list[Verdict] = []  # verdicts for the complete sentences seen so far while streaming
 
     def verdicts_for(sentences: list[Sentence]) -> list[Verdict]:
@@ -119,7 +93,7 @@ def generated_answer(question: str, passages: Sequence[Passage], doc_texts: dict
         shown = sum(v.supported for v in checked)
         verdicts = verdicts_for(split_answer(_THINKING.sub("", text))[:-1])
         if sum(v.supported for v in verdicts) != shown or not text:
-            on_partial(_build(question, verdicts, passages, doc_texts, None, llm, answering))
+            on_partial(_build(extractive, verdicts, passages, evidence, llm, answering, final=False))
 
     try:
         reply = llm.chat(build_messages(question, passages, answering.max_sentences + 1), deadline,
@@ -128,55 +102,54 @@ def generated_answer(question: str, passages: Sequence[Passage], doc_texts: dict
         log.warning("Answering %r with the extractive answerer: %s", question, err)
         return fallback(extractive, err.note, llm.name)
     verdicts = verdicts_for(split_answer(_THINKING.sub("", reply)))
-    result = _build(question, verdicts, passages, doc_texts, idf, llm, answering)
-    if not result.sentences:
+    result = _build(extractive, verdicts, passages, evidence, llm, answering, final=True)
+    if result.generated is None or not result.generated.sentences:
+        removed = result.generated.removed if result.generated else ()
         log.warning("No sentence of the model's answer to %r was supported: %s", question,
-                    [(r.text, r.reason) for r in result.removed])
-        return fallback(extractive, UNSUPPORTED, llm.name, removed=result.removed)
-    result.evidence = extractive.evidence
+                    [(r.text, r.reason) for r in removed])
+        return fallback(extractive, UNSUPPORTED, llm.name, removed=removed)
     return result
 
 
-def fallback(extractive: Answer, note: str, model: str, removed: Sequence[Removed] = ()) -> LLMAnswer:
-    return LLMAnswer(extractive.question, extractive.text, extractive.abstained, list(extractive.citations),
-                     list(extractive.related), extractive.query, extractive.evidence, model=model, fallback=True,
-                     notes=[note], removed=list(removed))
+def fallback(extractive: Answer, note: str, model: str, removed: Sequence[Removed] = ()) -> Answer:
+    return replace(extractive, notes=(*extractive.notes, note),
+                   generated=Generated(model, (), tuple(removed), fallback=True))
 
 
-def _build(question: str, verdicts: Sequence[Verdict], passages: Sequence[Passage], doc_texts: dict[str, str],
-           idf: Callable[[str], float] | None, llm: LLM, answering: AnswerSettings) -> LLMAnswer:
+def _build(extractive: Answer, verdicts: Sequence[Verdict], passages: Sequence[Passage], evidence: Evidence,
+           llm: LLM, answering: AnswerSettings, *, final: bool) -> Answer:
     """The answer from checked sentences: citations renumbered by first use; related passages after them."""
     kept = [v for v in verdicts if v.supported]
     numbering: dict[int, int] = {}
     for v in kept:
         for n in v.kept:
             numbering.setdefault(n, len(numbering) + 1)
-    sentences = [Sentence(v.sentence.text, tuple(numbering[n] for n in v.kept)) for v in kept]
+    sentences = tuple(Sentence(v.sentence.text, tuple(numbering[n] for n in v.kept)) for v in kept)
     text = " ".join(f"{s.text} {''.join(f'[{n}]' for n in s.cites)}" for s in sentences)
     citations = []
     for n, m in numbering.items():
         best = max((v.evidence[n] for v in kept if n in v.kept), key=lambda e: e.score)
         p = passages[n - 1]
-        citations.append(Citation(m, p.doc_id, p.title, p.url, p.published, doc_texts[p.doc_id][best.start:best.end],
-                                  best.start, best.end, best.score))
-    related: list[Citation] = []
-    if idf is not None:
+        citations.append(citation(m, p, evidence.docs[p.doc_id], best.start, best.end, best.score))
+    related = []
+    if final:
         cited_chunks = {passages[n - 1].chunk_id for n in numbering}
-        seen: set[int] = set()
-        for s in score_sentences(question, passages, doc_texts, idf, answering):
-            chunk = s.passage.chunk_id
-            if chunk in cited_chunks or chunk in seen or len(related) == answering.max_related:
+        for s in score(evidence, answering):
+            if len(related) == answering.max_related:
+                break
+            if s.passage.chunk_id in cited_chunks or any(r.doc_id == s.passage.doc_id and r.start == s.start
+                                                          for r in related):
                 continue
-            seen.add(chunk)
-            p = s.passage
-            related.append(Citation(len(citations) + len(related) + 1, p.doc_id, p.title, p.url, p.published,
-                                    doc_texts[p.doc_id][s.start:s.end], s.start, s.end, s.score))
-    removed = [Removed(v.sentence.text, v.sentence.cites, v.reason) for v in verdicts if not v.supported]
+            cited_chunks.add(s.passage.chunk_id)
+            related.append(citation(len(citations) + len(related) + 1, s.passage, evidence.docs[s.passage.doc_id],
+                                    s.start, s.end, s.probability))
+    removed = tuple(Removed(v.sentence.text, v.sentence.cites, v.reason) for v in verdicts if not v.supported)
     notes = []
     if removed and sentences:
         notes.append(f"{len(removed)} sentence{'s' if len(removed) > 1 else ''} of the language model's answer "
                      f"{'were' if len(removed) > 1 else 'was'} left out: the passages "
                      f"{'they' if len(removed) > 1 else 'it'} cited did not support "
                      f"{'them' if len(removed) > 1 else 'it'}.")
-    return LLMAnswer(question, text, False, citations, related, model=llm.name, notes=notes,
-                     sentences=sentences, removed=removed)
+    return Answer(extractive.question, text, False, tuple(citations), tuple(related), query=extractive.query,
+                  confidence=extractive.confidence, notes=tuple(notes),
+                  generated=Generated(llm.name, sentences, removed))

@@ -1,14 +1,18 @@
 """Build and update the index: corpus -> documents -> chunks -> vectors + keywords.
 
-An update compares the corpus with the documents already indexed (content hash per document),
-embeds only what is new or changed, and removes what changed or disappeared. Each batch of
-documents is one SQLite transaction plus one new FAISS segment, so a crash loses at most the
-batch in flight and the next run picks up where it stopped.
+An update compares the corpus with what is indexed (file signatures, then a content hash per
+document), embeds only what is new or changed, and removes what changed or disappeared. Files
+are read, chunked and embedded as a stream, a batch of about `BATCH_CHUNKS` chunks at a time;
+each batch is one commit that also records the files it completed, so a crash loses at most the
+batch in flight and the next run carries on from there. That holds for a first build or a
+rebuild too: it is written beside the live index, kept when interrupted, and continued by the
+next run, which switches it in only when it is complete.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,22 +23,22 @@ import numpy as np
 
 from newsdesk.chunk import Chunk, Chunker
 from newsdesk.config import Settings
-from newsdesk.embed import Embedder
-from newsdesk.layout import current_store, new_store, publish, remove_other_stores, writer_lock
+from newsdesk.embed import Encoder, OnnxEncoder, copy_encoder, quantize_sentences
+from newsdesk.errors import IndexMismatch
+from newsdesk.layout import (begin_build, building_store, current_store, discard_build, publish, remove_other_stores,
+                             writer_lock)
 from newsdesk.load import Document, LoadResult, Skipped, load_file, require_corpus
 from newsdesk.scan import Scan, scan_corpus
 from newsdesk.store import FORMAT_VERSION, Store
 from newsdesk.vectors import new_segment, read_segment, write_segment
+
+log = logging.getLogger("newsdesk.index")
 
 # Documents are committed in batches of about this many chunks: big enough that encoding runs
 # at full speed, small enough that an interrupted update keeps most of its work.
 BATCH_CHUNKS = 2048
 # Small segments are merged once there are more than this many (searching each costs a little).
 MAX_SEGMENTS = 8
-
-
-class IndexMismatch(Exception):
-    """The index on disk was built with another model or other chunking settings."""
 
 
 @dataclass
@@ -47,9 +51,11 @@ class UpdateReport:
     seconds: float = 0.0
     embed_seconds: float = 0.0  # of `seconds`, the time spent in the encoder
     rebuilt: bool = False
+    resumed: bool = False  # continued a build an earlier run left unfinished
     documents: int = 0
     chunks: int = 0
     skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[Skipped] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)  # still being written: next update
 
@@ -58,23 +64,30 @@ class UpdateReport:
         return bool(self.added or self.updated or self.removed)
 
 
-def manifest_for(settings: Settings, embedder: Embedder) -> dict:
+def manifest_for(settings: Settings, encoder: Encoder) -> dict:
     return {
         "format": FORMAT_VERSION,
         "model": settings.model_id(),
-        "dimension": embedder.dimension,
-        "max_tokens": embedder.max_tokens,
+        "encoder": encoder.kind,
+        "dimension": encoder.dimension,
+        "max_tokens": encoder.max_tokens,
         "chunking": settings.chunking.to_dict(),
     }
 
 
-def check_compatible(manifest: dict, settings: Settings, index_dir: Path) -> None:
-    """Refuse to mix vectors from two models or two chunkings in one index."""
-    wanted = {"format": FORMAT_VERSION, "model": settings.model_id(), "chunking": settings.chunking.to_dict()}
+def check_compatible(manifest: dict, settings: Settings, where: Path | str, encoder: str | None = None) -> None:
+    """Refuse to mix vectors from two models, encoders or chunkings (or an old format) in one index."""
+    if manifest.get("format") != FORMAT_VERSION:
+        raise IndexMismatch(
+            f"the index in {where} was made by an older newsdesk (format {manifest.get('format')}, this one writes "
+            f"{FORMAT_VERSION}); run `newsdesk index --rebuild` to rebuild it")
+    wanted = {"model": settings.model_id(), "chunking": settings.chunking.to_dict()}
+    if encoder is not None:
+        wanted["encoder"] = encoder
     for key, value in wanted.items():
         if manifest.get(key) != value:
             raise IndexMismatch(
-                f"the index in {index_dir} was built with {key}={manifest.get(key)!r}, "
+                f"the index in {where} was built with {key}={manifest.get(key)!r}, "
                 f"but this run uses {key}={value!r}; run `newsdesk index --rebuild` to rebuild it "
                 "(or pass the settings it was built with)"
             )
@@ -82,7 +95,7 @@ def check_compatible(manifest: dict, settings: Settings, index_dir: Path) -> Non
 
 def update_index(
     settings: Settings,
-    embedder: Embedder,
+    encoder: Encoder,
     *,
     rebuild: bool = False,
     progress: bool = False,
@@ -93,28 +106,25 @@ def update_index(
     """Bring the index in `settings.index_dir` up to date with `settings.corpus_dir`.
 
     Files modified less than `settle` seconds ago wait for the next update (see `scan_corpus`).
+    `on_batch` is called with the chunks embedded so far after each committed batch.
     """
     started = time.perf_counter()
     index_dir = settings.index_dir
     lock = writer_lock(index_dir, lock_timeout)
     try:
         require_corpus(settings.corpus_dir)  # before a new store is created for nothing
-        remove_other_stores(index_dir)  # what a crashed rebuild left behind
+        remove_other_stores(index_dir)  # what a finished rebuild left behind
         live = current_store(index_dir)
-        fresh = rebuild or live is None
-        if fresh:
-            store = Store.create(new_store(index_dir))
-            with store.transaction() as conn:
-                Store.set_meta(conn, **manifest_for(settings, embedder), generation=0, next_chunk_id=1,
-                               created=_now(), updated=_now(), documents=0, chunks=0, vectors=0,
-                               fingerprint=f"{0:032x}")
-        else:
-            store = Store(live)
-            check_compatible(store.manifest(), settings, index_dir)
-            remove_unreferenced_segments(store)
-        scan = scan_corpus(settings.corpus_dir, Store.files(store.conn), settle)
-        report = _apply(store, scan, embedder, settings, progress, on_batch)
-        report.rebuilt = fresh
+        store, fresh, resumed = _writable_store(settings, encoder, index_dir, rebuild=rebuild or live is None)
+        remove_unreferenced_segments(store)
+        # Files that could not be read are tried again on every run: a permission fixed with chmod
+        # or the other file of a duplicate id removed changes nothing the scan could see.
+        problem_files = {p.path for p in Store.problems(store.conn)}
+        scan = scan_corpus(settings.corpus_dir, Store.files(store.conn), settle, retry=problem_files,
+                           follow_symlinks=settings.follow_symlinks)
+        report = _apply(store, scan, encoder, settings, progress, on_batch)
+        report.skipped = [*scan.problems, *report.skipped]
+        report.rebuilt, report.resumed = fresh, resumed
         compact(store, everything=fresh)
         store.close()
         if fresh:
@@ -126,75 +136,138 @@ def update_index(
     return report
 
 
-def _apply(store: Store, scan: Scan, embedder: Embedder, settings: Settings,
+def _writable_store(settings: Settings, encoder: Encoder, index_dir: Path, *, rebuild: bool) -> tuple[Store, bool, bool]:
+    """(store to write, is it a build from scratch, is it an interrupted build continued)."""
+    building = building_store(index_dir)
+    if building is not None:
+        store = Store(building)
+        try:
+            check_compatible(store.manifest(), settings, index_dir, encoder.kind)
+            log.info("continuing the build that an earlier run left unfinished in %s", building)
+            return store, True, True
+        except Exception:  # noqa: BLE001 - built with other settings, or unreadable: start over
+            store.close()
+            log.info("discarding an unfinished build made with other settings (%s)", building)
+            discard_build(index_dir)
+    live = current_store(index_dir)
+    if rebuild or live is None:
+        store = Store.create(begin_build(index_dir))
+        with store.transaction() as conn:
+            Store.set_meta(conn, **manifest_for(settings, encoder), generation=0, next_chunk_id=1,
+                           created=_now(), updated=_now(), documents=0, chunks=0, vectors=0,
+                           fingerprint=f"{0:032x}")
+        _keep_encoder(store, encoder)
+        return store, True, False
+    store = Store(live)
+    check_compatible(store.manifest(), settings, index_dir, encoder.kind)
+    _keep_encoder(store, encoder)
+    return store, False, False
+
+
+def _keep_encoder(store: Store, encoder: Encoder) -> None:
+    if isinstance(encoder, OnnxEncoder):
+        copy_encoder(encoder.onnx_file, store.folder / "encoder")
+
+
+@dataclass
+class _Pending:
+    """Documents chunked and waiting to be embedded and committed, with the files they complete."""
+
+    docs: list[tuple[Document, list[Chunk]]] = field(default_factory=list)
+    chunks: int = 0
+    removals: list[str] = field(default_factory=list)
+    files: dict[str, tuple[int, int]] = field(default_factory=dict)
+    gone: list[str] = field(default_factory=list)
+    problems: list[Skipped] = field(default_factory=list)
+    warnings: list[Skipped] = field(default_factory=list)
+
+    def empty(self) -> bool:
+        return not (self.docs or self.removals or self.files or self.gone)
+
+
+def _apply(store: Store, scan: Scan, encoder: Encoder, settings: Settings,
            progress: bool, on_batch: Callable[[int], None] | None) -> UpdateReport:
     report = UpdateReport(ignored=scan.ignored, deferred=scan.deferred)
-    loaded = LoadResult()
-    for rel in scan.changed:
-        loaded.extend(load_file(settings.corpus_dir / rel, settings.corpus_dir))
+    chunker: Chunker | None = None  # made on first use: loading the sentence splitter takes seconds
     affected = {*scan.changed, *scan.gone}
-    before = Store.documents_in(store.conn, affected)  # doc_id -> content hash
-    problems = list(loaded.skipped)
-    wanted: dict[str, Document] = {}
-    for doc in loaded.documents:
-        owner = wanted.get(doc.doc_id) or Store.document_owner(store.conn, doc.doc_id, affected)
-        if owner is not None:
-            where = owner.source_path if isinstance(owner, Document) else owner
-            problems.append(Skipped(doc.source_path, f"duplicate id {doc.doc_id!r}, already used by {where}"))
-            continue
-        wanted[doc.doc_id] = doc
-    todo = []
-    for doc_id, doc in wanted.items():
-        old = before.get(doc_id)
-        if old is None:
-            report.added.append(doc_id)
-            todo.append(doc)
-        elif old != doc.content_hash():
-            report.updated.append(doc_id)
-            todo.append(doc)
-        else:
-            report.unchanged += 1
-    report.removed = [doc_id for doc_id in before if doc_id not in wanted]
-    report.unchanged += store.manifest()["documents"] - len(before)
+    before = Store.documents_by_path(store.conn, sorted(affected))  # path -> {doc_id: hash}
+    known_files = Store.files(store.conn)
+    known_problems = Store.problems(store.conn)
+    wanted: dict[str, str] = {}  # doc_id -> the file it comes from in this run
+    pending = _Pending(gone=list(scan.gone))
+    for path in scan.gone:
+        pending.removals += list(before.get(path, {}))
+        report.removed += list(before.get(path, {}))
+    unchanged_before = store.manifest()["documents"] - sum(len(d) for d in before.values())
 
-    chunker = Chunker(embedder.tokenizer, settings.chunking, embedder.max_tokens - 2)
-    batches = _batches([(doc, chunker.chunk(doc)) for doc in todo]) or [[]]
-    removals = report.removed
-    for n, batch in enumerate(batches):
-        texts = [c.text for _, chunks in batch for c in chunks]
-        started = time.perf_counter()
-        vectors = embedder.encode(texts, progress=progress)
-        report.embed_seconds += time.perf_counter() - started
-        last = n == len(batches) - 1
-        # The file signatures go in with the last batch: a crash before it means the next run
-        # reads these files again, finds the committed documents unchanged and carries on.
-        files = (scan, problems) if last else None
-        if batch or removals or (files and (scan.changed or scan.gone)):
-            _commit_batch(store, batch, vectors, removals, files)
-        removals = []  # removed in the first transaction, together with its additions
+    def commit() -> None:
+        texts = [c.text for _, chunks in pending.docs for c in chunks]
+        spans = [[(s - c.start, e - c.start) for s, e in c.sentences] for _, chunks in pending.docs for c in chunks]
+        t0 = time.perf_counter()
+        vectors, sentence_vectors = encoder.encode_passages(texts, spans, progress=progress)
+        report.embed_seconds += time.perf_counter() - t0
+        _commit_batch(store, pending, vectors, sentence_vectors)
         report.chunks_embedded += len(texts)
-        if on_batch and batch:
+        report.warnings += pending.warnings
+        if on_batch and pending.docs:
             on_batch(report.chunks_embedded)
+
+    for rel, signature in scan.changed.items():
+        loaded = _load(settings.corpus_dir, rel)
+        problems = list(loaded.skipped)
+        old = before.get(rel, {})
+        for doc in loaded.documents:
+            owner = wanted.get(doc.doc_id) or Store.document_owner(store.conn, doc.doc_id, affected)
+            if owner is not None:
+                problems.append(Skipped(doc.source_path, f"duplicate id {doc.doc_id!r}, already used by {owner}"))
+                continue
+            known = Store.document_hash(store.conn, doc.doc_id)
+            if known == doc.content_hash():
+                wanted[doc.doc_id] = rel
+                report.unchanged += 1
+                continue
+            try:
+                chunker = chunker or Chunker(encoder.tokens, settings.chunking, encoder.max_tokens - 2)
+                chunks = chunker.chunk(doc)
+            except Exception as err:  # noqa: BLE001 - one article must never stop the index
+                log.warning("chunking %s failed", doc.doc_id, exc_info=True)
+                problems.append(Skipped(rel, f"could not be cut into passages ({type(err).__name__}: {err})"))
+                continue
+            wanted[doc.doc_id] = rel
+            (report.added if known is None else report.updated).append(doc.doc_id)
+            pending.docs.append((doc, chunks))
+            pending.chunks += len(chunks)
+        vanished = [doc_id for doc_id in old if doc_id not in wanted]
+        pending.removals += vanished
+        report.removed += vanished
+        pending.files[rel] = signature
+        pending.problems += problems
+        pending.warnings += loaded.warnings
+        if pending.chunks >= BATCH_CHUNKS:
+            commit()
+            pending = _Pending()
+    if pending.docs or pending.removals or pending.gone or _files_changed(pending, known_files, known_problems):
+        commit()
     manifest = store.manifest()
     report.documents, report.chunks = manifest["documents"], manifest["chunks"]
+    report.unchanged += max(unchanged_before, 0)
     report.skipped = Store.problems(store.conn)
     return report
 
 
-def _batches(items: list[tuple[Document, list[Chunk]]]) -> list[list[tuple[Document, list[Chunk]]]]:
-    batches: list[list[tuple[Document, list[Chunk]]]] = []
-    size = BATCH_CHUNKS
-    for item in items:
-        if size + len(item[1]) > BATCH_CHUNKS and size > 0:
-            batches.append([])
-            size = 0
-        batches[-1].append(item)
-        size += len(item[1])
-    return batches
+def _files_changed(pending: _Pending, known: dict[str, tuple[int, int]], problems: list[Skipped]) -> bool:
+    """Whether recording these files would change anything (a retried file still broken does not)."""
+    if any(known.get(path) != signature for path, signature in pending.files.items()):
+        return True
+    before = sorted((p.path, p.line or 0, p.reason) for p in problems if p.path in pending.files)
+    return before != sorted((p.path, p.line or 0, p.reason) for p in pending.problems)
 
 
-def _commit_batch(store: Store, batch: list[tuple[Document, list[Chunk]]], vectors: np.ndarray,
-                  removals: list[str], files: tuple[Scan, list[Skipped]] | None) -> None:
+def _load(root: Path, rel: str) -> LoadResult:
+    return load_file(root / rel, root)
+
+
+def _commit_batch(store: Store, pending: _Pending, vectors: np.ndarray, sentence_vectors: list[np.ndarray]) -> None:
     manifest = store.manifest()
     generation = manifest["generation"] + 1
     first_id = manifest["next_chunk_id"]
@@ -207,23 +280,23 @@ def _commit_batch(store: Store, batch: list[tuple[Document, list[Chunk]]], vecto
     fingerprint = int(manifest["fingerprint"], 16)
     documents, chunks = manifest["documents"], manifest["chunks"]
     with store.transaction() as conn:
-        replaced = [*removals, *(doc.doc_id for doc, _ in batch)]
+        replaced = [*pending.removals, *(doc.doc_id for doc, _ in pending.docs)]
         for doc_id, old_hash in Store.documents(conn, replaced).items():
             fingerprint ^= document_print(doc_id, old_hash)
             chunks -= Store.remove_document(conn, doc_id)
             documents -= 1
         pos = 0
-        for doc, doc_chunks in batch:
-            Store.add_document(conn, doc, doc_chunks, ids[pos:pos + len(doc_chunks)].tolist(), segment)
+        for doc, doc_chunks in pending.docs:
+            n = len(doc_chunks)
+            blobs = [quantize_sentences(v) for v in sentence_vectors[pos:pos + n]]
+            Store.add_document(conn, doc, doc_chunks, ids[pos:pos + n].tolist(), segment, blobs)
             fingerprint ^= document_print(doc.doc_id, doc.content_hash())
-            pos += len(doc_chunks)
-            chunks += len(doc_chunks)
+            pos += n
+            chunks += n
             documents += 1
         if len(vectors):
             conn.execute("INSERT INTO segments(name, vectors) VALUES (?, ?)", (segment, len(vectors)))
-        if files is not None:
-            scan, problems = files
-            Store.record_files(conn, scan.changed, scan.gone, problems)
+        Store.record_files(conn, pending.files, pending.gone, pending.problems)
         Store.set_meta(
             conn, generation=generation, next_chunk_id=first_id + len(vectors), updated=_now(),
             documents=documents, chunks=chunks, vectors=manifest["vectors"] + len(vectors),
@@ -288,3 +361,4 @@ def remove_unreferenced_segments(store: Store) -> None:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+

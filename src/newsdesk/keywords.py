@@ -7,8 +7,11 @@ the answerer always agree on what a term is.
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 
 import Stemmer
 
@@ -22,9 +25,18 @@ def _stemmer() -> Stemmer.Stemmer:
 
 @cache
 def stopwords() -> frozenset[str]:
-    from llama_index.core.utils import globals_helper  # ships nltk's list; nothing to download
+    """nltk's English stop words, from the copy llama-index ships (read as a file: importing
+    llama-index or nltk would cost a second at every query)."""
+    import importlib.util
 
-    return frozenset(globals_helper.stopwords)
+    spec = importlib.util.find_spec("llama_index.core")
+    folder = Path(list(spec.submodule_search_locations)[0]) if spec and spec.submodule_search_locations else None
+    path = folder / "_static" / "nltk_cache" / "corpora" / "stopwords" / "english" if folder else None
+    if path is None or not path.exists():
+        from llama_index.core.utils import globals_helper
+
+        return frozenset(globals_helper.stopwords)
+    return frozenset(w.strip() for w in path.read_text(encoding="utf-8").splitlines() if w.strip())
 
 
 def words(text: str) -> list[str]:
@@ -43,3 +55,11 @@ def fts_query(query_terms: list[str]) -> str | None:
     if not unique:
         return None
     return " OR ".join(f'"{t}"' for t in unique)
+
+
+def idf_from(frequencies: dict[str, int], total: int) -> Callable[[str], float]:
+    """BM25's IDF; a term the corpus never uses gets the highest weight, so missing it counts."""
+    def idf(term: str) -> float:
+        df = frequencies.get(term, 0)
+        return math.log(1 + (total - df + 0.5) / (df + 0.5))
+    return idf

@@ -11,49 +11,34 @@ extra. newsdesk adds what a bot needs around them:
 - `LLMUnavailable` with a sentence for the reader when the model cannot be used, so the caller
   can fall back to the extractive answer.
 
-Settings come from `NEWSDESK_LLM_*` environment variables (`LLMSettings.from_env`) or a table
-such as the bot's `[llm]` (`LLMSettings.from_mapping`); the API key only ever from the
-environment.
+Settings are the "llm" group of the settings table (`newsdesk.settings`): the front ends read
+them from `NEWSDESK_LLM_*` variables or the bot's `[llm]` table and build `LLMSettings` with
+`LLMSettings.from_settings`; the API key only ever comes from the environment.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from newsdesk.errors import ServiceError, SettingsError
+
 log = logging.getLogger("newsdesk.llm")
 
 PROVIDERS = ("openai-compatible", "ollama")
 DEFAULT_URLS = {"openai-compatible": "https://api.openai.com/v1", "ollama": "http://localhost:11434"}
-KEY_ENV = "NEWSDESK_LLM_API_KEY"
-# setting name -> environment variable
-ENV = {
-    "provider": "NEWSDESK_LLM_PROVIDER",
-    "model": "NEWSDESK_LLM_MODEL",
-    "base_url": "NEWSDESK_LLM_BASE_URL",
-    "timeout": "NEWSDESK_LLM_TIMEOUT",
-    "deadline": "NEWSDESK_LLM_DEADLINE",
-    "retries": "NEWSDESK_LLM_RETRIES",
-    "backoff": "NEWSDESK_LLM_BACKOFF",
-    "temperature": "NEWSDESK_LLM_TEMPERATURE",
-    "max_tokens": "NEWSDESK_LLM_MAX_TOKENS",
-    "context_window": "NEWSDESK_LLM_CONTEXT_WINDOW",
-    "stream": "NEWSDESK_LLM_STREAM",
-    "condense": "NEWSDESK_LLM_CONDENSE",
-}
 
 
-class LLMSettingsError(ValueError):
-    """A setting is missing or wrong; the message names it and says how to fix it."""
+class LLMSettingsError(SettingsError):
+    """A setting of the language model is missing or wrong; the message names it and says how to fix it."""
 
 
-class LLMUnavailable(Exception):
+class LLMUnavailable(ServiceError):
     """The model gave no usable answer in time; `note` says so in a sentence for the reader."""
 
     def __init__(self, note: str, detail: str = ""):
@@ -86,7 +71,7 @@ class LLMSettings:
                 f"LLM provider {self.provider!r} is not known: use one of {', '.join(PROVIDERS)}")
         if not self.model:
             raise LLMSettingsError(
-                f"no LLM model named: set {ENV['model']} (or model in the [llm] table) to the model's name, "
+                "no LLM model named: set NEWSDESK_LLM_MODEL (or model in the [llm] table) to the model's name, "
                 "e.g. llama3.2:1b for Ollama")
         for name in ("timeout", "deadline"):
             if getattr(self, name) <= 0:
@@ -99,61 +84,17 @@ class LLMSettings:
         return (self.base_url or DEFAULT_URLS[self.provider]).rstrip("/")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> LLMSettings | None:
-        """Settings from NEWSDESK_LLM_* variables; None when NEWSDESK_LLM_PROVIDER is unset or "none"."""
-        env = os.environ if env is None else env
-        return cls.from_mapping({}, env)
-
-    @classmethod
-    def from_mapping(cls, table: Mapping[str, Any], env: Mapping[str, str] | None = None,
-                     where: str = "[llm]") -> LLMSettings | None:
-        """Settings from a table (e.g. the bot's `[llm]`), with NEWSDESK_LLM_* variables on top."""
-        env = os.environ if env is None else env
-        if "api_key" in {k.lower() for k in table}:
-            raise LLMSettingsError(
-                f"{where} holds an API key: remove it (settings files get shared and committed) and set "
-                f"{KEY_ENV} in the environment instead")
-        known = {f.name for f in fields(cls)} - {"api_key"}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise LLMSettingsError(f"{where}: unknown setting(s) {', '.join(unknown)}; the settings are "
-                                   f"{', '.join(sorted(known))}")
-        values: dict[str, Any] = {k: _parse(k, v, f"{k} in {where}") for k, v in table.items()}
-        for name, var in ENV.items():
-            raw = env.get(var)
-            if raw is not None and raw.strip():
-                values[name] = _parse(name, raw.strip(), var)
-        provider = str(values.get("provider", "")).strip().lower()
-        if provider in {"", "none", "off", "false", "0"}:
+    def from_settings(cls, values: Mapping[str, Any]) -> LLMSettings | None:
+        """From the "llm" group of the settings table (`newsdesk.settings.read_settings`); None when
+        no provider is set, i.e. answers are extractive."""
+        provider = str(values.get("provider") or "").strip().lower()
+        if provider in {"", "none"}:
             return None
-        values["provider"] = provider
-        values.setdefault("model", "")
-        key = env.get(KEY_ENV)
-        return cls(**values, api_key=key.strip() if key and key.strip() else None)
-
-
-_FLOATS = {"timeout", "deadline", "backoff", "temperature"}
-_INTS = {"retries", "max_tokens", "context_window"}
-_BOOLS = {"stream", "condense"}
-
-
-def _parse(name: str, value: Any, where: str) -> Any:
-    if name in _BOOLS:
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in {"1", "true", "yes", "on"}:
-            return True
-        if str(value).lower() in {"0", "false", "no", "off"}:
-            return False
-        raise LLMSettingsError(f"{where} must be true or false, not {value!r}")
-    if name in _FLOATS | _INTS:
-        try:
-            return (int if name in _INTS else float)(value)
-        except (TypeError, ValueError):
-            raise LLMSettingsError(f"{where} must be a number, not {value!r}") from None
-    if not isinstance(value, str):
-        raise LLMSettingsError(f"{where} must be text, not {value!r}")
-    return value
+        known = {f.name for f in fields(cls)}
+        chosen = {k: v for k, v in values.items() if k in known}
+        chosen["provider"] = provider
+        chosen["api_key"] = chosen.get("api_key") or None
+        return cls(**chosen)
 
 
 # -- deadlines -------------------------------------------------------------------------------
@@ -324,10 +265,10 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 def _note_for(err: Exception) -> str:
     status = getattr(err, "status_code", None)
     if status in (401, 403):
-        log.error("The LLM server refused the API key: check %s", KEY_ENV)
+        log.error("The LLM server refused the API key: check NEWSDESK_LLM_API_KEY")
     elif status == 404:
-        log.error("The LLM server does not know the model or the address: check %s and %s",
-                  ENV["model"], ENV["base_url"])
+        log.error("The LLM server does not know the model or the address: check NEWSDESK_LLM_MODEL and "
+                  "NEWSDESK_LLM_BASE_URL")
     return UNUSABLE
 
 

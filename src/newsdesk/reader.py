@@ -13,19 +13,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from newsdesk.errors import IndexMissing
 from newsdesk.layout import current_store
 from newsdesk.retrieve import Generation
 from newsdesk.store import Store
 from newsdesk.vectors import Segment, read_segment
 
 
-class IndexMissing(Exception):
-    pass
-
-
 class IndexReader:
-    def __init__(self, index_dir: Path):
+    def __init__(self, index_dir: Path, *, hint: str = "run `newsdesk index` to build one from your corpus"):
         self.index_dir = index_dir
+        self.hint = hint
         self._lock = threading.Lock()
         self._store: Store | None = None
         self._segments: dict[str, Segment] = {}
@@ -37,9 +35,7 @@ class IndexReader:
     def store(self) -> Store:
         folder = current_store(self.index_dir)
         if folder is None:
-            raise IndexMissing(
-                f"no index in {self.index_dir}: run `newsdesk index` to build one from your corpus"
-            )
+            raise IndexMissing(f"no index in {self.index_dir}: {self.hint}")
         with self._lock:
             if self._store is None or self._store.folder != folder:
                 self._store = Store(folder)  # a rebuild switched stores: start over
@@ -59,8 +55,9 @@ class IndexReader:
                     conn.execute("COMMIT")
                     raise
                 break
-            except (FileNotFoundError, sqlite3.OperationalError):
-                # A merge or a rebuild removed files this snapshot listed: take the newer one.
+            except (FileNotFoundError, RuntimeError, sqlite3.OperationalError):
+                # A merge or a rebuild removed files this snapshot listed (FAISS raises
+                # RuntimeError for a file that is gone): take the newer generation.
                 if attempt == 2:
                     raise
                 if self._store is not None:
@@ -80,4 +77,4 @@ class IndexReader:
                             for name in names}
                 self._segments, self._generation = segments, generation
                 self._dead = manifest["vectors"] - manifest["chunks"]
-            return Generation(conn, manifest, dict(self._segments), self._dead)
+            return Generation(conn, manifest, dict(self._segments), self._dead, store.folder)

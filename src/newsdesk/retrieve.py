@@ -8,7 +8,9 @@ were chosen on the benchmarks in bench/ (see docs/benchmarks.md).
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -43,6 +45,14 @@ class Passage:
         }
 
 
+class SearchMode(str, Enum):
+    """Which rankings a search uses: both fused (the default), or one alone (for comparison)."""
+
+    HYBRID = "hybrid"
+    DENSE = "dense"
+    KEYWORD = "keyword"
+
+
 @dataclass(frozen=True)
 class Fusion:
     dense: float = 1.0
@@ -59,6 +69,7 @@ class Generation:
     manifest: dict[str, Any]
     segments: dict[str, Segment]
     dead: int  # vectors still in segments whose chunks were deleted
+    folder: Path
 
 
 def dense_ranking(gen: Generation, query_vec: np.ndarray, depth: int,
@@ -87,11 +98,11 @@ def fuse(dense: list[tuple[int, float]], keyword: list[tuple[int, float]], fusio
 
 
 def search(gen: Generation, query: str, query_vec: np.ndarray, k: int,
-           filters: Filters = Filters(), fusion: Fusion = Fusion(), mode: str = "hybrid") -> list[Passage]:
-    """Top-k passages; `mode` is "hybrid", "dense" or "keyword" (the last two for comparison)."""
+           filters: Filters = Filters(), fusion: Fusion = Fusion(), mode: SearchMode = SearchMode.HYBRID) -> list[Passage]:
+    """Top-k passages by the rankings `mode` names."""
     depth = max(fusion.depth, k)
-    dense = dense_ranking(gen, query_vec, depth, filters) if mode != "keyword" else []
-    keyword = keyword_ranking(gen, query, depth, filters) if mode != "dense" else []
+    dense = dense_ranking(gen, query_vec, depth, filters) if mode is not SearchMode.KEYWORD else []
+    keyword = keyword_ranking(gen, query, depth, filters) if mode is not SearchMode.DENSE else []
     ranked = fuse(dense, keyword, fusion)[:k]
     rows = Store.chunk_rows(gen.conn, [chunk_id for chunk_id, _ in ranked])
     dense_scores = dict(dense)

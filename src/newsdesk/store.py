@@ -18,9 +18,10 @@ from typing import Any
 
 from newsdesk.chunk import Chunk
 from newsdesk.keywords import fts_query, terms
-from newsdesk.load import Document, Skipped
+from newsdesk.load import Document, Skipped, source_offset
 
-FORMAT_VERSION = 1
+# 2: documents carry authors and the map from their text to the source file's offsets.
+FORMAT_VERSION = 2
 DB_NAME = "newsdesk.sqlite"
 
 _SCHEMA = """
@@ -32,13 +33,15 @@ CREATE TABLE IF NOT EXISTS problems (path TEXT NOT NULL, line INTEGER, reason TE
 CREATE INDEX IF NOT EXISTS problems_path ON problems(path);
 CREATE TABLE IF NOT EXISTS docs (
     doc_id TEXT PRIMARY KEY, source_path TEXT NOT NULL, content_hash TEXT NOT NULL,
-    title TEXT NOT NULL, url TEXT, published TEXT, source TEXT, author TEXT, text TEXT NOT NULL
+    title TEXT NOT NULL, url TEXT, published TEXT, source TEXT, authors TEXT NOT NULL, text TEXT NOT NULL,
+    offsets_in TEXT NOT NULL, line_map TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS docs_path ON docs(source_path);
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, seq INTEGER NOT NULL,
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL,
-    sentences TEXT NOT NULL, segment TEXT NOT NULL
+    sentences TEXT NOT NULL, segment TEXT NOT NULL,
+    sentence_vectors BLOB NOT NULL  -- int8 (x127), one row of `dimension` per sentence
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE INDEX IF NOT EXISTS chunks_segment ON chunks(segment);
@@ -53,14 +56,15 @@ TITLE_WEIGHT = 0.5
 
 @dataclass(frozen=True)
 class Filters:
-    """News filters: ISO dates (inclusive) and a source name (case-insensitive)."""
+    """News filters: ISO dates (inclusive), a source name (case-insensitive), and documents."""
 
     since: str | None = None
     until: str | None = None
     source: str | None = None
+    doc_ids: tuple[str, ...] = ()  # only these documents (a chat follow-up's preferred articles)
 
     def __bool__(self) -> bool:
-        return any((self.since, self.until, self.source))
+        return any((self.since, self.until, self.source, self.doc_ids))
 
     def sql(self) -> tuple[str, list[Any]]:
         clauses, params = [], []
@@ -73,7 +77,24 @@ class Filters:
         if self.source:
             clauses.append("lower(d.source) = lower(?)")
             params.append(self.source)
+        if self.doc_ids:
+            clauses.append("d.doc_id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(self.doc_ids)))
         return " AND ".join(clauses) or "1", params
+
+
+@dataclass(frozen=True)
+class DocText:
+    """What the answerer needs of a document besides its passages: the text and how to cite it."""
+
+    text: str
+    source_path: str
+    offsets_in: str
+    line_map: tuple[tuple[int, int], ...]
+    authors: tuple[str, ...]
+
+    def source_offset(self, offset: int) -> int:
+        return source_offset(self.line_map, offset)
 
 
 @dataclass(frozen=True)
@@ -188,6 +209,21 @@ class Store:
             (json.dumps(list(paths)),)))
 
     @staticmethod
+    def documents_by_path(conn: sqlite3.Connection, paths: Sequence[str]) -> dict[str, dict[str, str]]:
+        """source path -> {doc_id: content hash}, for the documents read from `paths`."""
+        out: dict[str, dict[str, str]] = {}
+        for doc_id, path, content_hash in conn.execute(
+                "SELECT doc_id, source_path, content_hash FROM docs WHERE source_path IN "
+                "(SELECT value FROM json_each(?))", (json.dumps(list(paths)),)):
+            out.setdefault(path, {})[doc_id] = content_hash
+        return out
+
+    @staticmethod
+    def document_hash(conn: sqlite3.Connection, doc_id: str) -> str | None:
+        row = conn.execute("SELECT content_hash FROM docs WHERE doc_id = ?", (doc_id,)).fetchone()
+        return row[0] if row else None
+
+    @staticmethod
     def document_owner(conn: sqlite3.Connection, doc_id: str, rereading: Sequence[str]) -> str | None:
         """The file that already holds `doc_id`, unless it is one of the files being re-read."""
         row = conn.execute("SELECT source_path FROM docs WHERE doc_id = ?", (doc_id,)).fetchone()
@@ -196,18 +232,18 @@ class Store:
     # -- writes (inside `transaction`) ------------------------------------------------------
     @staticmethod
     def add_document(conn: sqlite3.Connection, doc: Document, chunks: Sequence[Chunk],
-                     ids: Sequence[int], segment: str) -> None:
+                     ids: Sequence[int], segment: str, sentence_vectors: Sequence[bytes]) -> None:
         conn.execute(
-            "INSERT INTO docs(doc_id, source_path, content_hash, title, url, published, source, author, text) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO docs(doc_id, source_path, content_hash, title, url, published, source, authors, text, "
+            "offsets_in, line_map) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (doc.doc_id, doc.source_path, doc.content_hash(), doc.title, doc.url, doc.published,
-             doc.source, doc.author, doc.text),
+             doc.source, json.dumps(list(doc.authors)), doc.text, doc.offsets_in, json.dumps(doc.line_map)),
         )
         conn.executemany(
-            'INSERT INTO chunks(id, doc_id, seq, start, "end", text, sentences, segment) '
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(i, c.doc_id, c.seq, c.start, c.end, c.text, json.dumps(c.sentences), segment)
-             for i, c in zip(ids, chunks)],
+            'INSERT INTO chunks(id, doc_id, seq, start, "end", text, sentences, segment, sentence_vectors) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(i, c.doc_id, c.seq, c.start, c.end, c.text, json.dumps(c.sentences), segment, blob)
+             for i, c, blob in zip(ids, chunks, sentence_vectors)],
         )
         title_terms = " ".join(terms(doc.title))
         conn.executemany(
@@ -265,9 +301,20 @@ class Store:
         }
 
     @staticmethod
-    def document_texts(conn: sqlite3.Connection, doc_ids: Sequence[str]) -> dict[str, str]:
+    def document_texts(conn: sqlite3.Connection, doc_ids: Sequence[str]) -> dict[str, DocText]:
         marks = ",".join("?" * len(doc_ids))
-        return dict(conn.execute(f"SELECT doc_id, text FROM docs WHERE doc_id IN ({marks})", list(doc_ids)))
+        rows = conn.execute(f"SELECT doc_id, text, source_path, offsets_in, line_map, authors FROM docs "
+                            f"WHERE doc_id IN ({marks})", list(doc_ids))
+        return {r[0]: DocText(r[1], r[2], r[3], tuple(map(tuple, json.loads(r[4]))), tuple(json.loads(r[5])))
+                for r in rows}
+
+    @staticmethod
+    def sentence_vectors(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, bytes]:
+        """chunk id -> its sentences' int8 vectors (see newsdesk.embed.dequantize_sentences)."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        return dict(conn.execute(f"SELECT id, sentence_vectors FROM chunks WHERE id IN ({marks})", list(ids)))
 
     @staticmethod
     def document_frequencies(conn: sqlite3.Connection, stems: Sequence[str]) -> dict[str, int]:

@@ -30,7 +30,9 @@ import numpy as np
 
 from newsdesk.chunk import sentence_spans
 from newsdesk.keywords import terms
+from newsdesk.results import Sentence
 from newsdesk.retrieve import Passage
+from newsdesk.store import DocText
 
 MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
@@ -56,14 +58,6 @@ class SupportSettings:
     min_overlap: float = 0.65
     min_cosine: float = 0.70
     numbers_must_match: bool = True
-
-
-@dataclass(frozen=True)
-class Sentence:
-    """One sentence of the model's answer: its text without markers, and the passages it cites."""
-
-    text: str
-    cites: tuple[int, ...]  # as the model numbered them (1-based positions in the prompt)
 
 
 @dataclass(frozen=True)
@@ -126,7 +120,7 @@ def split_answer(text: str) -> list[Sentence]:
 class SupportChecker:
     """Checks sentences against the k passages the model was shown (numbered 1..k)."""
 
-    def __init__(self, passages: Sequence[Passage], doc_texts: dict[str, str], encode: Encode,
+    def __init__(self, passages: Sequence[Passage], doc_texts: dict[str, DocText], encode: Encode,
                  settings: SupportSettings = SupportSettings()):
         self.passages = list(passages)
         self.doc_texts = doc_texts
@@ -142,7 +136,7 @@ class SupportChecker:
         if n in self._units:
             return
         p = self.passages[n - 1]
-        text = self.doc_texts[p.doc_id]
+        text = self.doc_texts[p.doc_id].text
         units = [(a, b, text[a:b]) for a, b in p.sentences if not INSTRUCTION.search(text[a:b])]
         self._units[n] = units
         body = " ".join(u[2] for u in units)
