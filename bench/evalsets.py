@@ -75,3 +75,27 @@ def normalize(text: str) -> str:
 def contains_answer(text: str, answers: list[str]) -> bool:
     norm = f" {normalize(text)} "
     return any(f" {normalize(a)} " in norm for a in answers if a.strip())
+
+
+def index_dir(dataset: Dataset, encoder: str = "onnx-int8") -> Path:
+    """Where the benchmarks keep `dataset`'s index built with `encoder` (git-ignored)."""
+    return WORK / dataset.name / f"index-{encoder}"
+
+
+def open_or_build(dataset: Dataset, encoder: str = "onnx-int8", **options):
+    """The dataset's newsdesk index, built (or brought up to date) with `encoder`."""
+    from newsdesk import Desk
+
+    return Desk.build(dataset.corpus, index_dir(dataset, encoder), encoder=encoder, progress=True, **options)
+
+
+def split_news(questions: list[Question]) -> tuple[list[Question], list[Question]]:
+    """RealTime QA by date: July-September 2025 may be used for tuning, October-December is held out."""
+    return ([q for q in questions if q.group < "2025-10"], [q for q in questions if q.group >= "2025-10"])
+
+
+def split_squad(questions: list[Question]) -> tuple[list[Question], list[Question]]:
+    """SQuAD by article: alternate titles form the calibration half, the others the test half."""
+    groups = sorted({q.group for q in questions})
+    calibration = set(groups[::2])
+    return ([q for q in questions if q.group in calibration], [q for q in questions if q.group not in calibration])

@@ -154,21 +154,32 @@ _QUOTE_MARK = re.compile(r"[\"“”]")
 
 
 def _with_attribution(s: Scored, doc_text: str) -> Scored:
-    """A quotation without its speaker becomes a claim of ours: take in who said it.
+    """A quotation and its speaker go together, so a claim stays a claim.
 
     When a sentence quotes someone ("…") but names no speaker, the quote is extended back to the
     nearest earlier sentence of the same paragraph that has an attribution verb (at most two).
+    When the chosen sentence names a speaker and the paragraph goes on with a quotation that names
+    none, that quotation is what they said and is taken in too.
     """
     sentence = doc_text[s.start:s.end]
-    if not _QUOTE_MARK.search(sentence) or _ATTRIBUTION.search(sentence):
-        return s
-    earlier = [(a, b) for a, b in s.passage.sentences if b <= s.start]
     line_start = doc_text.rfind("\n", 0, s.start) + 1
-    for a, b in reversed(earlier[-2:]):
-        if a < line_start:
-            break
-        if _ATTRIBUTION.search(doc_text[a:b]):
-            return Scored(s.candidate, s.probability, a, s.end)
+    line_end = doc_text.find("\n", s.end)
+    line_end = len(doc_text) if line_end < 0 else line_end
+    if _QUOTE_MARK.search(sentence) and not _ATTRIBUTION.search(sentence):
+        earlier = [(a, b) for a, b in s.passage.sentences if b <= s.start]
+        for a, b in reversed(earlier[-2:]):
+            if a < line_start:
+                break
+            if _ATTRIBUTION.search(doc_text[a:b]):
+                return Scored(s.candidate, s.probability, a, s.end)
+        return s
+    if _ATTRIBUTION.search(sentence):
+        later = [(a, b) for a, b in s.passage.sentences if a >= s.end and b <= line_end]
+        if later:
+            a, b = later[0]
+            following = doc_text[a:b]
+            if _QUOTE_MARK.match(following.lstrip()) and not _ATTRIBUTION.search(following):
+                return Scored(s.candidate, s.probability, s.start, b)
     return s
 
 

@@ -237,15 +237,18 @@ def _apply(store: Store, scan: Scan, encoder: Encoder, settings: Settings,
             (report.added if known is None else report.updated).append(doc.doc_id)
             pending.docs.append((doc, chunks))
             pending.chunks += len(chunks)
+            if pending.chunks >= BATCH_CHUNKS:
+                # A batch may end inside a file (a feed export holds thousands of articles): the
+                # file itself is recorded with its last batch, so a crash re-reads it, finds
+                # the committed articles unchanged and carries on.
+                commit()
+                pending = _Pending()
         vanished = [doc_id for doc_id in old if doc_id not in wanted]
         pending.removals += vanished
         report.removed += vanished
         pending.files[rel] = signature
         pending.problems += problems
         pending.warnings += loaded.warnings
-        if pending.chunks >= BATCH_CHUNKS:
-            commit()
-            pending = _Pending()
     if pending.docs or pending.removals or pending.gone or _files_changed(pending, known_files, known_problems):
         commit()
     manifest = store.manifest()

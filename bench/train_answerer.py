@@ -1,0 +1,136 @@
+"""Train the answer model and write it where newsdesk ships it (src/newsdesk/answer_model.json).
+
+    python bench/train_answerer.py           # about 5 minutes with the bench indexes built
+
+A logistic regression over `newsdesk.features.FEATURES`: one row per candidate sentence of the
+10 passages retrieved for a question, labelled 1 when the sentence holds a gold answer. Trained
+ONLY on the SQuAD calibration half (its answerable and its unanswerable questions) and the
+RealTime QA questions of July-September 2025; the SQuAD test half and October-December are
+left for `bench/answers.py` to evaluate on. Each question weighs the same, and each data set
+as much as the other, so 3,000 SQuAD questions do not drown 77 news ones.
+
+The regularisation strength is chosen by cross-validation over questions; the abstention
+threshold is the highest at which 96% of the training set's answerable questions are still
+answered (on both sets). A second model without the answer-type features is written to
+bench/work/answer_model-nokind.json, for the per-type comparison in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from answers import collect, features  # noqa: E402
+from evalsets import WORK, newsqa, squad  # noqa: E402
+
+from newsdesk.answer_model import MODEL_FILE, AnswerModel  # noqa: E402
+from newsdesk.features import FEATURES  # noqa: E402
+
+TRAIN_SPLITS = {"squad": "calibration", "newsqa": "tune"}
+ANSWERED = 0.96
+KIND_FEATURES = tuple(f for f in FEATURES if f.startswith("kind_"))
+
+
+def training_rows(encoder: str) -> dict[str, list[tuple[np.ndarray, np.ndarray, bool]]]:
+    """Per data set, per training question: (features, labels, answerable)."""
+    out: dict[str, list] = {}
+    for dataset in (squad(), newsqa()):
+        items = [i for i in collect(dataset, encoder) if i.split == TRAIN_SPLITS[dataset.name]]
+        if dataset.name == "newsqa":
+            # Questions whose answer is not in the articles verbatim are unlabelled, not unanswerable.
+            items = [i for i in items if i.question.answers]
+        rows = []
+        for item in items:
+            x, y = features(item)
+            if len(x):
+                rows.append((x, y, bool(item.question.answers)))
+        out[dataset.name] = rows
+    return out
+
+
+def fit(data: dict[str, list], columns: tuple[str, ...], c: float):
+    from sklearn.linear_model import LogisticRegression
+
+    index = [FEATURES.index(f) for f in columns]
+    xs, ys, ws = [], [], []
+    for rows in data.values():
+        per_question = 1.0 / max(len(rows), 1)
+        for x, y, _ in rows:
+            xs.append(x[:, index])
+            ys.append(y)
+            ws.append(np.full(len(y), per_question / len(y)))
+    x, y, w = np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    model = LogisticRegression(C=c, max_iter=5000)
+    model.fit((x - mean) / scale, y, sample_weight=w * len(w))
+    return AnswerModel(columns, mean, scale, model.coef_[0], float(model.intercept_[0]), 0.5)
+
+
+def top1(model: AnswerModel, rows: list) -> float:
+    """Share of answerable questions whose most probable sentence holds the answer."""
+    hits = [bool(y[np.argmax(model.probabilities(x, FEATURES))]) for x, y, answerable in rows if answerable]
+    return float(np.mean(hits)) if hits else 0.0
+
+
+def choose_c(data: dict[str, list], columns: tuple[str, ...]) -> float:
+    """Two-fold cross-validation over questions (alternate questions of each set)."""
+    best, best_c = -1.0, 1.0
+    for c in (0.01, 0.1, 1.0, 10.0):
+        scores = []
+        for fold in (0, 1):
+            train = {k: v[fold::2] for k, v in data.items()}
+            test = {k: v[1 - fold::2] for k, v in data.items()}
+            model = fit(train, columns, c)
+            scores.append(np.mean([top1(model, rows) for rows in test.values()]))
+        print(f"  C={c}: cross-validated top-1 {np.mean(scores):.3f}", file=sys.stderr)
+        if np.mean(scores) > best:
+            best, best_c = float(np.mean(scores)), c
+    return best_c
+
+
+def threshold_for(model: AnswerModel, data: dict[str, list]) -> float:
+    """The highest threshold that still answers ANSWERED of each set's answerable training questions."""
+    limits = []
+    for rows in data.values():
+        best = sorted(float(model.probabilities(x, FEATURES).max()) for x, _, answerable in rows if answerable)
+        if best:
+            limits.append(best[int((1 - ANSWERED) * len(best))])
+    return round(min(limits), 4) if limits else 0.5
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--encoder", default="onnx-int8")
+    parser.add_argument("--out", type=Path, default=MODEL_FILE)
+    args = parser.parse_args()
+    data = training_rows(args.encoder)
+    counts = {k: {"questions": len(v), "answerable": sum(a for *_, a in v), "sentences": int(sum(len(y) for _, y, _ in v))}
+              for k, v in data.items()}
+    print(f"training rows: {counts}", file=sys.stderr)
+    for name, columns, out in (("full", FEATURES, args.out),
+                               ("nokind", tuple(f for f in FEATURES if f not in KIND_FEATURES),
+                                WORK / "answer_model-nokind.json")):
+        c = choose_c(data, columns)
+        model = fit(data, columns, c)
+        threshold = threshold_for(model, data)
+        about = {"trained": time.strftime("%Y-%m-%d"), "script": "bench/train_answerer.py", "encoder": args.encoder,
+                 "data": {"squad": "calibration half", "newsqa": "2025-07..2025-09, answerable"},
+                 "questions": counts, "C": c, "answered_at_threshold": ANSWERED, "variant": name}
+        model = AnswerModel(model.features, model.mean, model.scale, model.coef, model.intercept, threshold, about)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        model.save(out)
+        weights = sorted(zip(columns, model.coef), key=lambda kv: -abs(kv[1]))
+        print(f"[{name}] C={c} threshold={threshold} -> {out}", file=sys.stderr)
+        print("  " + ", ".join(f"{f} {w:+.2f}" for f, w in weights[:12]), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
