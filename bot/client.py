@@ -22,17 +22,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.feedback import FeedbackLog, new_answer_id
-from bot.format import (FOLLOW_UP_HINT, MENTION_HINT, USAGE, apology, escape, rate_limited, render_answer,
+from newsdesk_bot.feedback import FeedbackLog, new_answer_id
+from newsdesk_bot.format import (FOLLOW_UP_HINT, MENTION_HINT, USAGE, apology, escape, rate_limited, render_answer,
                         render_partial, render_stats, render_update, thread_name, trimmed_note)
-from bot.ratelimit import RateLimiter
-from bot.settings import PORTAL, BotSettings
-from bot.split import Page
-from newsdesk.answer import Answer
-from newsdesk.chat import ChatSession
-from newsdesk.desk import Desk
-from newsdesk.layout import IndexBusy
-from newsdesk.watch import Watcher
+from newsdesk_bot.ratelimit import RateLimiter
+from newsdesk_bot.settings import PORTAL, BotSettings
+from newsdesk_bot.split import Page
+from newsdesk import Answer, ChatSession, Desk, IndexBusy, Watcher
 
 log = logging.getLogger("newsdesk.bot")
 T = TypeVar("T")
@@ -102,6 +98,8 @@ def answer_ids(message: discord.Message) -> list[str]:
 # -- the bot -----------------------------------------------------------------------------------
 class NewsdeskBot(commands.Bot):
     def __init__(self, settings: BotSettings, *, desk: Desk | None = None, **options: Any):
+        # The bot never joins voice: discord.py's warnings about missing voice libraries are noise.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         intents = discord.Intents.none()
         intents.guilds = True
         intents.guild_messages = True

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from newsdesk.answer import Answer
+from newsdesk import Answer
 
 
 def new_answer_id() -> str:

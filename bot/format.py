@@ -14,8 +14,8 @@ from typing import Any
 
 import discord
 
-from bot.split import CONTENT_LIMIT, Page, paginate, truncate
-from newsdesk.answer import Answer, Citation
+from newsdesk_bot.split import CONTENT_LIMIT, Page, paginate, truncate
+from newsdesk import Answer, Citation
 
 QUOTE_CHARS = 350
 TITLE_CHARS = 200

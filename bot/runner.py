@@ -13,13 +13,9 @@ from typing import Any
 import aiohttp
 import discord
 
-from bot.client import INTENT_OFF, NewsdeskBot
-from bot.settings import PORTAL, TOKEN_ENV, BotSettings, SettingsError, discord_token, load_settings
-from newsdesk.desk import Desk
-from newsdesk.embed import ModelNotFound
-from newsdesk.index import IndexMismatch
-from newsdesk.llm import LLMSettingsError
-from newsdesk.reader import IndexMissing
+from newsdesk_bot.client import INTENT_OFF, NewsdeskBot
+from newsdesk_bot.settings import PORTAL, TOKEN_ENV, BotSettings, SettingsError, discord_token, load_settings
+from newsdesk import Desk, IndexMismatch, IndexMissing, LLMSettingsError, ModelNotFound
 
 log = logging.getLogger("newsdesk.bot")
 
@@ -84,7 +80,7 @@ def _fail(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bot",
+        prog="python -m newsdesk_bot",
         description=f"Run the newsdesk Discord bot. The token comes from ${TOKEN_ENV}; see docs/discord.md.",
     )
     parser.add_argument("--config", help="settings file (default: $NEWSDESK_BOT_CONFIG or ./newsdesk-bot.toml)")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from newsdesk.llm import LLMSettings, LLMSettingsError
+from newsdesk import LLMSettings, LLMSettingsError
 
 DEFAULT_FILE = "newsdesk-bot.toml"
 PORTAL = "https://discord.com/developers/applications"

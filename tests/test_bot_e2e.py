@@ -24,9 +24,9 @@ import discord
 import pytest
 import pytest_asyncio
 
-from bot.format import FOLLOW_UP_HINT, MENTION_HINT, USAGE, escape
-from bot.runner import serve
-from bot.settings import BotSettings
+from newsdesk_bot.format import FOLLOW_UP_HINT, MENTION_HINT, USAGE, escape
+from newsdesk_bot.runner import serve
+from newsdesk_bot.settings import BotSettings
 from discord_server import MESSAGE_CONTENT, FakeDiscord, Request, pointed_at
 from newsdesk.desk import Desk
 

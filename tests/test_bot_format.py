@@ -9,9 +9,9 @@ from types import SimpleNamespace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.format import (ABSTAIN_COLOUR, ANSWER_COLOUR, QUOTE_CHARS, answer_text, escape, render_answer,
+from newsdesk_bot.format import (ABSTAIN_COLOUR, ANSWER_COLOUR, QUOTE_CHARS, answer_text, escape, render_answer,
                         render_stats, render_update, thread_name)
-from bot.split import CONTENT_LIMIT, split_text
+from newsdesk_bot.split import CONTENT_LIMIT, split_text
 from discord_server import validate_message
 from newsdesk.answer import ABSTAIN_TEXT, Answer, Citation
 

@@ -15,7 +15,7 @@ from discord_server import FakeDiscord, pointed_at
 from llm_server import FakeLLM, Reply, fake_llm
 from test_bot_e2e import NONE, answer_id_of, bot_settings, posted_to, running_bot, vote_buttons
 
-from bot import client
+from newsdesk_bot import client
 from newsdesk import Desk
 from newsdesk.llm import LLMSettings
 

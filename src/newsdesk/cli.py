@@ -195,7 +195,7 @@ def discord_bot(
     corpus: Annotated[Optional[Path], typer.Option(help="Corpus folder (overrides the settings file).")] = None,
 ) -> None:
     """Run the Discord bot (token from $DISCORD_TOKEN; see docs/discord.md)."""
-    from bot.runner import run
+    from newsdesk_bot.runner import run
 
     raise typer.Exit(run(config, index_dir=index, corpus_dir=corpus))
 
