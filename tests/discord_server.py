@@ -80,6 +80,8 @@ SEND_MESSAGES = P(send_messages=True).value
 SEND_IN_THREADS = P(send_messages_in_threads=True).value
 READ_HISTORY = P(read_message_history=True).value
 MANAGE_THREADS = P(manage_threads=True).value
+MANAGE_GUILD = P(manage_guild=True).value
+MANAGE_CHANNELS = P(manage_channels=True).value
 ALL_PERMISSIONS = P.all().value
 BODY = web.RequestKey("json", object)  # the parsed request body
 
@@ -169,7 +171,7 @@ class FakeDiscord:
         self.guild_id = self.add_guild("Port Halden newsroom")
         guild = self.guilds[self.guild_id]
         self.admin_role_id = self.snowflake()
-        guild["roles"].append(role_payload(self.admin_role_id, "newsroom editors", MEMBER_PERMISSIONS, 2))
+        guild["roles"].append(role_payload(self.admin_role_id, "newsroom editors", MEMBER_PERMISSIONS | MANAGE_GUILD, 2))
         self.news_channel_id = self.add_channel("news")  # where questions are allowed
         self.other_channel_id = self.add_channel("random")
         # @everyone may neither embed links nor open threads here
@@ -486,7 +488,8 @@ class FakeDiscord:
     async def request_reconnect(self, session: Session | None = None) -> Session:
         """Ask the bot to reconnect and resume (op 7), as Discord does before moving a session."""
         session = session or self.live_sessions[0]
-        await session.ws.send_str(json.dumps({"op": 7, "d": None, "s": None, "t": None}))
+        ws, session.ws = session.ws, None  # that connection is done: later events wait for the resume
+        await ws.send_str(json.dumps({"op": 7, "d": None, "s": None, "t": None}))
         return session
 
     async def _close(self, ws: web.WebSocketResponse, code: int, reason: str) -> None:
@@ -515,7 +518,10 @@ class FakeDiscord:
         payload = {"op": 0, "t": event, "s": session.seq, "d": data}
         session.sent.append(payload)
         if session.ws is not None:
-            await session.ws.send_str(json.dumps(payload))
+            try:
+                await session.ws.send_str(json.dumps(payload))
+            except ConnectionError:  # the bot is going away; a resume replays it
+                session.ws = None
 
     async def dispatch(self, event: str, data: dict[str, Any], *, guild_id: int | None = None) -> None:
         """Send an event to the session of the shard that owns `guild_id` (DMs: shard 0).
@@ -539,7 +545,8 @@ class FakeDiscord:
         channel_id = channel_id or self.news_channel_id
         channel = self.channels[channel_id]
         if channel["type"] == 11 and channel["thread_metadata"]["archived"]:
-            if channel["thread_metadata"]["locked"]:
+            if channel["thread_metadata"]["locked"] and not self.permissions(
+                    channel_id, int(author["id"]), roles) & MANAGE_THREADS:
                 raise AssertionError("members cannot post in a locked thread")
             await self._unarchive(channel)
         mentions = [{**u, "member": self.member_payload(u, with_user=False)} for u in mentions]
@@ -924,7 +931,7 @@ class FakeDiscord:
             cid = self._command_ids.setdefault((guild, kind, cmd["name"]), str(self.snowflake()))
             out.append({"id": cid, "application_id": str(self.app_id), "version": str(self.snowflake()),
                         "type": kind, "default_member_permissions": None, "nsfw": False, "contexts": None,
-                        **cmd, **({"guild_id": str(guild)} if guild else {})})
+                        "description": "", "integration_types": [0], **cmd, **({"guild_id": str(guild)} if guild else {})})
         if guild is None:
             self.global_commands = out
         else:

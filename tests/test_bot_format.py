@@ -42,19 +42,23 @@ def test_markdown_in_corpus_or_user_text_is_escaped() -> None:
 
 def test_mentions_are_broken_so_they_never_ping_or_render() -> None:
     assert escape("@everyone @here <@123456789012345678> <@&123456789012345678>") == \
-        "@\u200beveryone @\u200bhere <@\u200b123456789012345678> <@\u200b&123456789012345678>"
+        "@\u200beveryone @\u200bhere \\<@\u200b123456789012345678> \\<@\u200b&123456789012345678>"
+    # channel links, timestamps, command mentions and custom emoji all start with "<"
+    assert escape("<#123456789012345678> <t:1767225600:R> </ask:1> <:x:1>") == \
+        "\\<#123456789012345678> \\<t:1767225600:R> \\</ask:1> \\<:x:1>"
 
 
 def test_links_are_kept_whole_and_wrapped_so_they_do_not_unfurl() -> None:
     assert escape("see https://example.org/a_b*c, then") == "see <https://example.org/a_b*c>, then"
     assert escape("already <https://example.org/x>") == "already <https://example.org/x>"
-    assert escape("[fake](https://evil.example/x)") == "\\[fake](<https://evil.example/x>)"
+    assert escape("[fake](https://evil.example/x)") == "\\[fake\\](<https://evil.example/x>)"
+    assert escape("1. First") == "1\\. First"  # no numbered list
 
 
 def test_only_the_bot_writes_citation_markers() -> None:
     quote = "The report [2] says *everything* is fine."
     answer = answered(quote)
-    assert answer_text(answer) == "The report \\[2] says \\*everything\\* is fine. [1]"
+    assert answer_text(answer) == "The report \\[2\\] says \\*everything\\* is fine. [1]"
 
 
 def test_several_sentences_keep_their_markers_in_order() -> None:
