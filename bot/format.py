@@ -60,7 +60,7 @@ def _escape_plain(text: str) -> str:
     # Only the bot writes [n] markers and masked links; "<" could open a mention, a channel
     # link, a timestamp or a command mention, none of which escape_mentions covers.
     text = text.replace("[", "\\[").replace("]", "\\]").replace("<", "\\<")
-    text = re.sub(r"^(\s*\d+)\.(?=\s)", r"\1\\.", text)  # "1. " would start a numbered list
+    text = re.sub(r"^(\s*\d+)\.(?=\s|$)", r"\1\\.", text)  # "1. " would start a numbered list
     return discord.utils.escape_mentions(text)
 
 

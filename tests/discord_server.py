@@ -1276,7 +1276,6 @@ def validate_message(body: dict[str, Any]) -> web.Response | None:
 _ESCAPED = re.compile(r"\\([^0-9A-Za-z\s])")
 _SPANS = [
     ("masked_link", re.compile(r"\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\(\s*<?(https?://[^\s<>()]*(?:\([^\s()]*\)[^\s<>()]*)*)>?\s*\)")),
-    ("autolink", re.compile(r"<(https?://[^\s>]+)>")),
     ("link", re.compile(r"https?://[^\s<]+[^\s<.,:;\"')\]]")),
     ("mention", re.compile(r"<(?:@[!&]?\d+|#\d+|/[\w -]+:\d+|a?:\w+:\d+|t:-?\d+(?::[tTdDfFR])?|id:\w+)>")),
     ("mention", re.compile(r"@(?:everyone|here)\b")),
@@ -1297,25 +1296,46 @@ _SPANS = [
 def markdown_spans(text: str) -> list[tuple[str, str]]:
     """(kind, text) of every link, mention and formatting span Discord's markdown would render in `text`.
 
-    A backslash before punctuation makes it literal; text inside a link is not looked at again.
-    For masked links the text is "label -> target".
+    Read left to right like Discord's parser: a backslash before punctuation makes it literal,
+    and an autolink `<https://...>` is taken whole, backslashes and all. Text inside a link is
+    not looked at again; formatting may nest. For masked links the text is "label -> target".
     """
     placeholders: list[str] = []
-
-    def hide(m: re.Match[str]) -> str:
-        placeholders.append(m.group(1))
-        return f"\ue000{len(placeholders) - 1}\ue001"
-    plain = _ESCAPED.sub(hide, text)
     found: list[tuple[str, str]] = []
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        auto = _AUTOLINK.match(text, i)
+        if text[i] == "\\" and i + 1 < len(text) and _ESCAPED.match(text, i):
+            placeholders.append(text[i + 1])
+            out.append(f"\ue000{len(placeholders) - 1}\ue001")
+            i += 2
+        elif auto:
+            found.append(("autolink", auto.group(0)))
+            out.append("\ue002" * len(auto.group(0)))
+            i = auto.end()
+        else:
+            out.append(text[i])
+            i += 1
+    plain = "".join(out)
     for kind, pattern in _SPANS:
         def take(m: re.Match[str]) -> str:
             if kind == "masked_link":
                 found.append((kind, f"{_unhide(m.group(1), placeholders)} -> {_unhide(m.group(2), placeholders)}"))
             else:
                 found.append((kind, _unhide(m.group(0), placeholders)))
-            return "\ue002" * len(m.group(0)) if kind in ("masked_link", "autolink", "link", "code") else m.group(0)
+            if kind in ("masked_link", "link", "code"):
+                return "\ue002" * len(m.group(0))
+            if kind in _DELIMITED:  # hide the delimiters, keep looking inside
+                d = _DELIMITED[kind]
+                return "\ue003" * d + m.group(0)[d:-d] + "\ue003" * d
+            return m.group(0)
         plain = pattern.sub(take, plain)
     return found
+
+
+_AUTOLINK = re.compile(r"<https?://[^\s>]+>")
+_DELIMITED = {"bold": 2, "underline": 2, "strike": 2, "spoiler": 2, "italic": 1}
 
 
 def _unhide(text: str, placeholders: list[str]) -> str:
