@@ -1311,7 +1311,7 @@ def markdown_spans(text: str) -> list[tuple[str, str]]:
             out.append(f"\ue000{len(placeholders) - 1}\ue001")
             i += 2
         elif auto:
-            found.append(("autolink", auto.group(0)))
+            found.append(("autolink", auto.group(0)[1:-1]))
             out.append("\ue002" * len(auto.group(0)))
             i = auto.end()
         else:
