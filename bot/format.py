@@ -61,6 +61,7 @@ def _escape_plain(text: str) -> str:
     # link, a timestamp or a command mention, none of which escape_mentions covers.
     text = text.replace("[", "\\[").replace("]", "\\]").replace("<", "\\<")
     text = re.sub(r"^(\s*\d+)\.(?=\s|$)", r"\1\\.", text)  # "1. " would start a numbered list
+    text = re.sub(r"^(\s*)>", r"\1\\>", text)  # a line may go on after it: "> [1]" is a quote
     return discord.utils.escape_mentions(text)
 
 
@@ -196,10 +197,17 @@ def source_embed(c: Citation, colour: int = ANSWER_COLOUR) -> dict[str, Any]:
     return source_cards([c], colour)[0]
 
 
+def link_label(text: str) -> str:
+    """Text for a masked link's label: escaped, and with no link of its own (a link inside a label
+    would be a second link, to wherever the article's title pointed)."""
+    plain = _escape_plain(" ".join(text.split()))
+    return truncate(re.sub(r"(?i)\b(https?):", r"\1\\:", plain), TITLE_CHARS)
+
+
 def related_embed(related: list[Citation]) -> dict[str, Any]:
     lines = []
     for c in related:
-        title = escape_quote(c.title, TITLE_CHARS)
+        title = link_label(c.title)
         url = link(c.url)
         lines.append(f"[{c.n}] " + (f"[{title}]({url})" if url else title) + f" · {date(c.published)}")
     return {"type": "rich", "title": "Related", "description": "\n".join(lines), "color": RELATED_COLOUR}
