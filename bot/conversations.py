@@ -63,13 +63,13 @@ class Conversations:
         """The questions answered so far in a thread or DM, from the answer ids on the bot's own messages."""
         me = self.bot.user
         ids: list[str] = []
-        if isinstance(channel, discord.Thread):
-            try:  # a thread opened from an answer has that answer as its starter message
+        if isinstance(channel, discord.Thread) and channel.owner_id == me.id:
+            try:  # a thread opened from an answer has that answer as its starter message, in the parent
                 parent = channel.parent or await self.bot.fetch_channel(channel.parent_id)
                 starter = await parent.fetch_message(channel.id)
                 if starter.author.id == me.id:
                     ids += answer_ids(starter)
-            except discord.HTTPException:
+            except (discord.HTTPException, AttributeError):
                 pass
         try:
             later = [m async for m in channel.history(limit=100) if m.author.id == me.id]

@@ -659,6 +659,8 @@ class FakeDiscord:
         opts = [{"name": k, "type": 3, "value": v, **({"focused": True} if k == focused else {})}
                 for k, v in options.items()]
         data = {"id": command["id"], "name": name, "type": 1, "options": opts}
+        if command.get("guild_id"):
+            data["guild_id"] = command["guild_id"]
         return await self.interact(4, data, user=user, channel_id=channel_id)
 
     async def context_menu(self, name: str, message: dict[str, Any], *, user: dict[str, Any],
