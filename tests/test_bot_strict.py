@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
-from discord_server import (ADMINISTRATOR, READ_HISTORY, CommandHidden, FakeDiscord, markdown_spans, pointed_at)
+from discord_server import (ADMINISTRATOR, READ_HISTORY, SEND_MESSAGES, CommandHidden, FakeDiscord, markdown_spans, pointed_at)
 from llm_server import FakeLLM, Reply, fake_llm
 from test_bot_e2e import (answer_id_of, answer_record, bot_desk, bot_settings, mention, posted_to,  # noqa: F401
                           records, running_bot)
@@ -356,3 +356,32 @@ async def test_a_reconnect_request_is_resumed_and_nothing_is_missed(bot_desk: De
         assert "31 to 9" in answer.json["content"]
         assert len(s.identifies) == identified and session.resumes == 1
         assert s.resumes[-1]["path"] == "/resume" and s.resumes[-1]["session_id"] == session.id
+
+
+async def test_an_archived_thread_reopens_for_a_follow_up(bot_desk: Desk, tmp_path: Path) -> None:
+    async with bot_on(bot_desk, tmp_path) as (s, _):
+        user = s.user("reader")
+        _, reply, _ = await mention(s, "How much did the Riverside library repairs cost?", user=user)
+        thread_id = reply.response["id"]
+        await s.archive_thread(int(thread_id))
+        mark = len(s.requests)
+        await s.user_message("When did it reopen?", author=user, channel_id=int(thread_id))
+        answer = await s.wait_for(lambda r: posted_to(thread_id)(r) and r.json.get("components"), since=mark)
+        assert answer.status == 200 and not s.channels[int(thread_id)]["thread_metadata"]["archived"]
+
+
+async def test_without_send_messages_the_bot_stays_quiet_and_says_why_in_the_log(
+        bot_desk: Desk, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    server = FakeDiscord()
+    await server.start()
+    mute = server.add_channel("read-only", deny={int(server.bot_role()["id"]): SEND_MESSAGES})
+    try:
+        async with bot_on(bot_desk, tmp_path, server=server, allowed_channels=frozenset()) as (s, _):
+            mark = len(s.requests)
+            await s.user_message(f"<@{s.bot_id}> How many votes did the tram extension get?", author=s.user("r"),
+                                 channel_id=mute, mentions=[s.bot_user])
+            await mention(s, "How many votes did the tram extension get?")  # handled after the first
+            assert not [r for r in s.since(mark) if str(mute) in r.path]
+            assert "lacks 'Send Messages' there" in caplog.text
+    finally:
+        await server.stop()
