@@ -56,13 +56,20 @@ def escape(text: str) -> str:
 
 
 def _escape_plain(text: str) -> str:
-    text = discord.utils.escape_markdown(text, ignore_links=False)
-    # Only the bot writes [n] markers and masked links; "<" could open a mention, a channel
-    # link, a timestamp or a command mention, none of which escape_mentions covers.
-    text = text.replace("[", "\\[").replace("]", "\\]").replace("<", "\\<")
-    text = re.sub(r"^(\s*\d+)\.(?=\s|$)", r"\1\\.", text)  # "1. " would start a numbered list
-    text = re.sub(r"^(\s*)>", r"\1\\>", text)  # a line may go on after it: "> [1]" is a quote
+    """Every character that could open markup gets a backslash; mentions get a zero-width space.
+
+    Not discord.utils.escape_markdown: it takes a whole "[x](y)" as one span and leaves what is
+    inside it unescaped. "[" and "]" are escaped because only the bot writes [n] markers and
+    masked links, "<" because it opens mentions, channel links, timestamps and command mentions.
+    """
+    text = _MARKUP.sub(r"\\\1", text)
+    # At the start (a line may go on after it): a heading, subtext, list, quote or numbered list.
+    text = re.sub(r"^(\s*)([#>+-])", r"\1\\\2", text)
+    text = re.sub(r"^(\s*\d+)\.(?=\s|$)", r"\1\\.", text)
     return discord.utils.escape_mentions(text)
+
+
+_MARKUP = re.compile(r"([\\*_~|`\[\]<])")
 
 
 def escape_quote(text: str, limit: int = QUOTE_CHARS) -> str:
@@ -201,7 +208,7 @@ def link_label(text: str) -> str:
     """Text for a masked link's label: escaped, and with no link of its own (a link inside a label
     would be a second link, to wherever the article's title pointed)."""
     plain = _escape_plain(" ".join(text.split()))
-    return truncate(re.sub(r"(?i)\b(https?):", r"\1\\:", plain), TITLE_CHARS)
+    return truncate(re.sub(r"(?i)(https?):", r"\1\\:", plain), TITLE_CHARS)
 
 
 def related_embed(related: list[Citation]) -> dict[str, Any]:

@@ -45,7 +45,7 @@ async def sync_commands(bot: NewsdeskBot, state_file: Path) -> None:
 
     def payload(guild: int | None) -> list[dict[str, Any]]:
         scope = None if guild is None else discord.Object(id=guild)
-        return [c.to_dict(tree) for c in tree._get_all_commands(guild=scope)]
+        return [c.to_dict(tree) for c in tree.get_commands(guild=scope)]  # what tree.sync sends
 
     wanted = {"global": payload(None), **{str(g): payload(g) for g in guilds}}
     state = _load(state_file)

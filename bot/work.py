@@ -98,13 +98,13 @@ async def wait_until(awaitable: Awaitable[Any], give_up_at: float | None, clock:
     task = asyncio.ensure_future(awaitable)
     try:
         while True:
-            done, _ = await asyncio.wait({task}, timeout=POLL)
-            if done:
+            await asyncio.wait({task}, timeout=POLL)
+            if task.done():
                 return task.result()
             if give_up_at is not None and clock() >= give_up_at:
                 raise TooLate
     finally:
-        if not task.done():
+        if not task.done():  # no await since the check: what it waited for is not half taken
             task.cancel()
 
 

@@ -438,6 +438,8 @@ async def test_vote_button_is_acknowledged_ephemerally_and_logged(env: Env) -> N
         "content": "Thanks for telling me: I've noted that this answer missed.", "flags": 64,
         "allowed_mentions": NONE, "tts": False}}
 
+    # written after Discord was answered, on the feedback log's own thread
+    await eventually(lambda: any(r["answer_id"] == answer_id for r in records(env.settings, "vote")))
     vote = next(r for r in records(env.settings, "vote") if r["answer_id"] == answer_id)
     shown = answer_record(env.settings, answer_id)
     assert vote["vote"] == "down"

@@ -40,7 +40,7 @@ def answers(draw: st.DrawFn) -> Answer:
     return Answer("q", " ".join(f"{c.quote} [{c.n}]" for c in cites), False, cites, related)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(answers(), st.one_of(st.none(), TEXT), st.booleans())
 def test_article_text_and_urls_render_nothing_but_their_own_text(answer: Answer, question: str | None,
                                                                   embed_links: bool) -> None:
