@@ -153,10 +153,13 @@ class FakeDiscord:
     TOKEN = "MTA.fake-token.for-the-local-test-server"
 
     def __init__(self, *, message_content_allowed: bool = True, recommended_shards: int = 1,
-                 rate_limits: dict[str, tuple[int, float]] | None = None):
+                 rate_limits: dict[str, tuple[int, float]] | None = None,
+                 hidden_limits: dict[str, tuple[int, float]] | None = None):
         self.message_content_allowed = message_content_allowed
         self.recommended_shards = recommended_shards
         self.rate_limits = dict(RATE_LIMITS if rate_limits is None else rate_limits)
+        # Sub-limits Discord enforces without announcing them in headers: only a 429 tells.
+        self.hidden_limits = dict(hidden_limits or {})
         self._offset = 0.0
         self._next = 0
         self.app_id = self.bot_id = self.snowflake()
@@ -846,16 +849,20 @@ class FakeDiscord:
         finally:
             await self._notify()
 
-    def _bucket(self, request: web.Request) -> tuple[str, tuple[int, float]] | None:
+    def _bucket(self, request: web.Request, *, hidden: bool = False) -> tuple[str, tuple[int, float]] | None:
         route = request.match_info.route.resource.canonical if request.match_info.route.resource else ""
         template = f"{request.method} {route[len(API):]}"
-        if template not in self.rate_limits:
+        limits = self.hidden_limits if hidden else self.rate_limits
+        if template not in limits:
             return None
         major = request.match_info.get("channel") or request.match_info.get("token") or ""
-        return f"{template}:{major}", self.rate_limits[template]
+        return f"{'hidden:' if hidden else ''}{template}:{major}", limits[template]
 
     def _rate_limit(self, request: web.Request) -> web.Response | None:
-        bucket = self._bucket(request)
+        return self._limit(request, hidden=True) or self._limit(request, hidden=False)
+
+    def _limit(self, request: web.Request, *, hidden: bool) -> web.Response | None:
+        bucket = self._bucket(request, hidden=hidden)
         if bucket is None:
             return None
         key, (limit, window) = bucket

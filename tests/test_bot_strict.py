@@ -55,6 +55,13 @@ def slow_llm_desk(desk: Desk, llm: FakeLLM) -> Desk:
         condense=False))
 
 
+def streamed_sentences(seconds: float) -> Reply:
+    """Three sentences the library article supports, streamed over `seconds`."""
+    text = ("The Riverside public library reopened on Monday after eight months of repairs [1]. "
+            "The repairs cost 1.3 million euros [1]. The library now opens at 8 a.m. on weekdays [1].")
+    return Reply(text, delay=seconds / len(text.split(" ")))
+
+
 def slow_reply(seconds: float) -> Reply:
     words = "The library reopened on Monday after repairs [1].".split(" ")
     return Reply(" ".join(words), delay=seconds / len(words))
@@ -328,9 +335,10 @@ async def test_commands_are_synced_only_when_they_change_and_never_left_twice(bo
 # -- the stricter server's other rules ---------------------------------------------------------
 async def test_streamed_edits_survive_429s(bot_desk: Desk, tmp_path: Path) -> None:
     with fake_llm() as llm:
-        llm.script(slow_reply(4))
+        llm.script(streamed_sentences(4))
         desk = slow_llm_desk(bot_desk, llm)
-        server = FakeDiscord(rate_limits={"PATCH /webhooks/{app}/{token}/messages/@original": (1, 1.5)})
+        # one edit per 1.5 s, a limit Discord does not announce in headers: only 429s tell the bot
+        server = FakeDiscord(hidden_limits={"PATCH /webhooks/{app}/{token}/messages/@original": (1, 1.5)})
         await server.start()
         try:
             async with bot_on(desk, tmp_path, server=server) as (s, _):
@@ -339,7 +347,8 @@ async def test_streamed_edits_survive_429s(bot_desk: Desk, tmp_path: Path) -> No
                                          and r.status == 200 and "components" in (r.json or {}), timeout=40)
                 assert final.json["components"]
                 limited = [r for r in edits_of(s, interaction) if r.status == 429]
-                assert all(r.response["retry_after"] > 0 for r in limited)
+                assert limited and all(r.response["retry_after"] > 0 for r in limited)
+                assert "1.3 million euros" in s.original(interaction)["content"]
                 assert s.original(interaction)["components"]
         finally:
             await server.stop()
