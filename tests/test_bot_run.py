@@ -160,3 +160,18 @@ def test_the_bot_imports_only_the_public_newsdesk_api() -> None:
                 assert {a.name for a in node.names} <= set(newsdesk.__all__), module.name
             elif isinstance(node, ast.Import):
                 assert not [a.name for a in node.names if a.name.startswith("newsdesk.")], module.name
+
+
+def test_recent_forgets_the_least_recently_used_and_stays_bounded() -> None:
+    from newsdesk_bot.memory import Recent
+
+    gone: list[int] = []
+    recent: Recent[int, str] = Recent(2, on_evict=lambda k, v: gone.append(k))
+    recent[1], recent[2] = "a", "b"
+    assert recent[1] == "a"  # reading 1 makes 2 the least recently used
+    recent[3] = "c"
+    assert gone == [2] and sorted(recent) == [1, 3]
+    assert 2 not in recent and recent.get(2) is None
+    for i in range(100):
+        recent[i] = "x"
+    assert len(recent) == 2
