@@ -16,8 +16,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import aiohttp
 import pytest
-from discord_server import MANAGE_CHANNELS, MEMBER_PERMISSIONS, CommandHidden, FakeDiscord, pointed_at
-from test_bot_e2e import answer_id_of, answer_record, bot_desk, bot_settings, mention, posted_to, running_bot  # noqa: F401
+from discord_server import MANAGE_CHANNELS, MEMBER_PERMISSIONS, CommandHidden, FakeDiscord
+from test_bot_e2e import answer_id_of, answer_record, bot_desk, mention, posted_to  # noqa: F401 (bot_desk: a fixture)
 from test_bot_strict import bot_on
 
 from newsdesk import Desk

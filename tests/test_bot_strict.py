@@ -11,7 +11,6 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,7 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest
 from discord_server import (ADMINISTRATOR, READ_HISTORY, SEND_MESSAGES, CommandHidden, FakeDiscord, markdown_spans, pointed_at)
 from llm_server import FakeLLM, Reply, fake_llm
-from test_bot_e2e import (answer_id_of, answer_record, bot_desk, bot_settings, mention, posted_to,  # noqa: F401
+from test_bot_e2e import (answer_id_of, answer_record, bot_desk, bot_settings, mention, posted_to,  # noqa: F401 (a fixture)
                           records, running_bot)
 
 from newsdesk import Desk, LLMSettings
