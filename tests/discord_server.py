@@ -980,9 +980,12 @@ class FakeDiscord:
         return _json(self._visible(self._stored(cid, int(request.match_info["message"]))))
 
     def _check_thread_open(self, channel: dict[str, Any]) -> None:
+        """Only moderators (Manage Threads) may post in a locked thread, archived or not."""
         meta = channel.get("thread_metadata")
-        if meta and meta["archived"] and meta["locked"] and not self.permissions(int(channel["id"])) & MANAGE_THREADS:
-            raise _error(400, 50083, "Thread is archived")
+        if meta and meta["locked"] and not self.permissions(int(channel["id"])) & MANAGE_THREADS:
+            if meta["archived"]:
+                raise _error(400, 50083, "Thread is archived")
+            raise _error(403, 50013, "Missing Permissions")
 
     async def _create_message(self, request: web.Request) -> web.Response:
         body = request[BODY]
