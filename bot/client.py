@@ -47,6 +47,7 @@ INTENT_OFF = (
     "message_content = true."
 )
 SOURCES_TTL = 60.0  # seconds the list of sources offered by autocomplete is reused
+IDENTIFY_WINDOW = 5.0  # Discord lets max_concurrency shards identify per this many seconds
 
 
 def state_file(settings: BotSettings, what: str) -> Path:
@@ -82,6 +83,8 @@ class NewsdeskBot(commands.AutoShardedBot):
         self.health = HealthServer(self, settings.health_host, settings.health_port) if settings.health_port else None
         self.watcher: Watcher | None = None
         self._sources: tuple[float, list[str]] = (-SOURCES_TTL, [])
+        self._max_concurrency: int | None = None
+        self._identified: dict[int, float] = {}  # rate-limit bucket -> when a shard last identified
 
     async def setup_hook(self) -> None:
         from newsdesk_bot.admin import Admin
@@ -104,6 +107,26 @@ class NewsdeskBot(commands.AutoShardedBot):
             self.watcher = Watcher(self.desk).start()
         if self.health is not None:
             await self.health.start()
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """Identify as many shards at once as Discord allows (max_concurrency per 5 s) instead of one per 5 s.
+
+        Shard i is in bucket i % max_concurrency; each bucket may identify once per IDENTIFY_WINDOW.
+        """
+        if self._max_concurrency is None:
+            self._max_concurrency = 1
+            if (self.shard_count or 1) > 1:
+                try:
+                    self._max_concurrency = max(1, (await self.fetch_session_start_limits()).max_concurrency)
+                except (discord.HTTPException, discord.GatewayNotFound) as err:
+                    log.warning("Could not read Discord's session start limits (%s); identifying one shard "
+                                "per %.0f s", err, IDENTIFY_WINDOW)
+        loop = asyncio.get_running_loop()
+        bucket = (shard_id or 0) % self._max_concurrency
+        last = self._identified.get(bucket)
+        if last is not None and (wait := last + IDENTIFY_WINDOW - loop.time()) > 0:
+            await asyncio.sleep(wait)
+        self._identified[bucket] = loop.time()
 
     async def on_ready(self) -> None:
         log.info("Connected as %s (id %s) to %d server(s) on %d shard(s)", self.user, self.user and self.user.id,

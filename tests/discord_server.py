@@ -152,11 +152,12 @@ def _error(status: int, code: int, message: str, errors: dict[str, Any] | None =
 class FakeDiscord:
     TOKEN = "MTA.fake-token.for-the-local-test-server"
 
-    def __init__(self, *, message_content_allowed: bool = True, recommended_shards: int = 1,
+    def __init__(self, *, message_content_allowed: bool = True, recommended_shards: int = 1, max_concurrency: int = 1,
                  rate_limits: dict[str, tuple[int, float]] | None = None,
                  hidden_limits: dict[str, tuple[int, float]] | None = None):
         self.message_content_allowed = message_content_allowed
         self.recommended_shards = recommended_shards
+        self.max_concurrency = max_concurrency  # shards that may identify within the same 5 seconds
         self.rate_limits = dict(RATE_LIMITS if rate_limits is None else rate_limits)
         # Sub-limits Discord enforces without announcing them in headers: only a 429 tells.
         self.hidden_limits = dict(hidden_limits or {})
@@ -185,6 +186,7 @@ class FakeDiscord:
         self.interactions: dict[str, dict[str, Any]] = {}  # token -> interaction record
         self.requests: list[Request] = []
         self.identifies: list[dict[str, Any]] = []
+        self.identified_at: list[float] = []  # time.monotonic() of each IDENTIFY
         self.resumes: list[dict[str, Any]] = []
         self.gateway_closes: list[int] = []
         self.sessions: dict[str, Session] = {}
@@ -440,6 +442,7 @@ class FakeDiscord:
                 await ws.send_str(json.dumps({"op": 11, "d": None, "s": None, "t": None}))
             elif op == 2:  # identify
                 self.identifies.append(data)
+                self.identified_at.append(time.monotonic())
                 session = await self._identify(ws, data)
                 await self._notify()
             elif op == 6:  # resume
@@ -901,7 +904,7 @@ class FakeDiscord:
     async def _get_gateway_bot(self, request: web.Request) -> web.Response:
         return _json({"url": self.gateway_url.rstrip("/"), "shards": self.recommended_shards,
                       "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 14400000,
-                                              "max_concurrency": 1}})
+                                              "max_concurrency": self.max_concurrency}})
 
     async def _me(self, request: web.Request) -> web.Response:
         return _json({**self.bot_user, "verified": True, "mfa_enabled": False, "locale": "en-US"})

@@ -179,7 +179,7 @@ async def test_ask_is_offered_in_dms_only_when_the_host_answers_them(bot_desk: D
 
 
 async def test_two_shards_health_and_metrics(bot_desk: Desk, tmp_path: Path) -> None:
-    server = FakeDiscord(recommended_shards=2)
+    server = FakeDiscord(recommended_shards=2, max_concurrency=2)
     await server.start()
     main_shard = (server.guild_id >> 22) % 2
     other = server.add_guild("Valdor weekly", shard=(1 - main_shard, 2))
@@ -190,7 +190,10 @@ async def test_two_shards_health_and_metrics(bot_desk: Desk, tmp_path: Path) -> 
                           health_port=port) as (s, _):
             await s.wait_connected(2, shards=2, timeout=30)
             assert sorted(tuple(i["shard"]) for i in s.identifies) == [(0, 2), (1, 2)]
-            assert [r.path for r in s.requests if r.path.startswith("/gateway")] == ["/gateway/bot"]
+            # max_concurrency 2: both may identify at once, no 5-second wait between them
+            assert s.identified_at[1] - s.identified_at[0] < 2
+            # the recommended shard count, then the session start limits (max_concurrency)
+            assert [r.path for r in s.requests if r.path.startswith("/gateway")] == ["/gateway/bot"] * 2
             # each guild's events reach the bot on its own shard, and it answers in both
             for channel in (s.news_channel_id, world):
                 _, reply, _ = await mention(s, "How many votes did the tram extension get?", channel_id=channel)
@@ -229,3 +232,16 @@ async def test_two_shards_health_and_metrics(bot_desk: Desk, tmp_path: Path) -> 
     finally:
         await server.stop()
     assert json.dumps(health)  # plain JSON
+
+
+async def test_shards_in_one_identify_bucket_wait_five_seconds(bot_desk: Desk, tmp_path: Path) -> None:
+    server = FakeDiscord(recommended_shards=2, max_concurrency=1)
+    await server.start()
+    try:
+        async with bot_on(bot_desk, tmp_path, server=server, shard_count=2) as (s, _):
+            await s.wait_connected(2, shards=2, timeout=30)
+            assert sorted(tuple(i["shard"]) for i in s.identifies) == [(0, 2), (1, 2)]
+            assert s.identified_at[1] - s.identified_at[0] >= 4.9
+            assert len([r for r in s.requests if r.path == "/gateway/bot"]) == 1  # the limits, read once
+    finally:
+        await server.stop()
