@@ -89,8 +89,8 @@ def features(item: Item) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- evaluation -------------------------------------------------------------------------------
-def evaluate(items: list[Item], model: AnswerModel | None = None) -> dict:
-    settings = AnswerSettings(model=model)
+def evaluate(items: list[Item], model: AnswerModel | None = None, keep_ratio: float = AnswerSettings.keep_ratio) -> dict:
+    settings = AnswerSettings(model=model, keep_ratio=keep_ratio)
     threshold = (model or shipped_model()).threshold
     rows = []
     for item in items:
@@ -98,7 +98,7 @@ def evaluate(items: list[Item], model: AnswerModel | None = None) -> dict:
         base = baseline_answerer.answer(item.evidence)
         new = answer(item.evidence, settings)
         ranked = score(item.evidence, settings)
-        confidence = ranked[0].probability if ranked else 0.0
+        confidence = new.confidence
         top_passage = item.evidence.passages[0].text if item.evidence.passages else ""
         rows.append({
             "split": item.split, "kind": question_kind(q.text).name.lower(), "answerable": bool(q.answers),
@@ -166,6 +166,29 @@ def curve(rows: list[dict]) -> list[dict]:
     return points
 
 
+def asked_of(questions: list[Question], other: Dataset, encoder: str = "onnx-int8") -> list[Item]:
+    """The evidence `other`'s corpus gives for questions it cannot answer (they are about another corpus)."""
+    desk = open_or_build(other, encoder)
+    items = []
+    for q in questions:
+        vector = desk.encoder.encode_query(q.text)
+        with desk.reader.generation() as gen:
+            items.append(Item(Question(q.id, q.text, [], q.group), "off_topic",
+                              gather_evidence(gen, q.text, vector, DEPTH, Filters(), Fusion())))
+    return items
+
+
+def off_topic(questions: list[Question], other: Dataset, encoder: str, model: AnswerModel | None) -> dict:
+    """Questions asked of the other corpus, which cannot answer them: how many are turned away."""
+    settings = AnswerSettings(model=model)
+    base = new = 0
+    for item in asked_of(questions, other, encoder):
+        base += baseline_answerer.answer(item.evidence).abstained
+        new += answer(item.evidence, settings).abstained
+    n = max(len(questions), 1)
+    return {"questions": len(questions), "corpus": other.name, "base_abstained": base / n, "new_abstained": new / n}
+
+
 def _mean(values) -> float:
     values = list(values)
     return float(sum(values)) / len(values) if values else 0.0
@@ -176,16 +199,25 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["squad", "newsqa"], choices=["squad", "newsqa"])
     parser.add_argument("--encoder", default="onnx-int8", choices=["onnx-int8", "onnx", "torch"])
     parser.add_argument("--model", type=Path, help="an answer model file instead of the shipped one")
+    parser.add_argument("--keep-ratio", type=float, default=AnswerSettings.keep_ratio,
+                        help="a further sentence must be this likely relative to the best (and add a fact)")
     parser.add_argument("--out", type=Path, default=RESULTS / "answers.json")
     args = parser.parse_args()
     model = AnswerModel.from_dict(json.loads(args.model.read_text())) if args.model else None
     results = {}
     for name in args.sets:
         dataset = squad() if name == "squad" else newsqa()
-        results[name] = evaluate(collect(dataset, args.encoder), model)
+        results[name] = evaluate(collect(dataset, args.encoder), model, args.keep_ratio)
         print(json.dumps({k: v for k, v in results[name].items()}, indent=1, default=str)[:6000])
+    if set(args.sets) == {"squad", "newsqa"}:
+        s, n = squad(), newsqa()
+        results["off_topic"] = {
+            "news_questions_on_squad": off_topic([q for q in split_news(n.questions)[1]], s, args.encoder, model),
+            "squad_questions_on_news": off_topic(split_squad(s.questions)[1][::10], n, args.encoder, model),
+        }
+        print(json.dumps(results["off_topic"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"date": time.strftime("%Y-%m-%d %H:%M"), "encoder": args.encoder,
+    payload = {"date": time.strftime("%Y-%m-%d %H:%M"), "encoder": args.encoder, "keep_ratio": args.keep_ratio,
                "model": (model or shipped_model()).about, "results": results}
     args.out.write_text(json.dumps(payload, indent=1))
     print(f"wrote {args.out}", file=sys.stderr)

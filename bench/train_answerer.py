@@ -27,32 +27,84 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from answers import collect, features  # noqa: E402
-from evalsets import WORK, newsqa, squad  # noqa: E402
+from answers import Item, asked_of, collect, features  # noqa: E402
+from evalsets import WORK, newsqa, split_news, split_squad, squad  # noqa: E402
 
+from newsdesk.answer import QUESTION_FEATURES, AnswerSettings, question_features, scored_with_features  # noqa: E402
 from newsdesk.answer_model import MODEL_FILE, AnswerModel  # noqa: E402
 from newsdesk.features import FEATURES  # noqa: E402
 
 TRAIN_SPLITS = {"squad": "calibration", "newsqa": "tune"}
-ANSWERED = 0.96
-KIND_FEATURES = tuple(f for f in FEATURES if f.startswith("kind_"))
+ANSWERED = 0.97
+UNANSWERABLE_WEIGHT = 0.25
+KIND_FEATURES = tuple(f for f in FEATURES if f.startswith(("kind_", "money_")))
 
 
-def training_rows(encoder: str) -> dict[str, list[tuple[np.ndarray, np.ndarray, bool]]]:
-    """Per data set, per training question: (features, labels, answerable)."""
+def training_items(encoder: str) -> dict[str, list[Item]]:
+    """The training questions of each set, and the off-topic ones: each set's training questions
+    asked of the other set's corpus (which cannot answer them)."""
+    s, n = squad(), newsqa()
     out: dict[str, list] = {}
-    for dataset in (squad(), newsqa()):
+    for dataset in (s, n):
         items = [i for i in collect(dataset, encoder) if i.split == TRAIN_SPLITS[dataset.name]]
         if dataset.name == "newsqa":
             # Questions whose answer is not in the articles verbatim are unlabelled, not unanswerable.
             items = [i for i in items if i.question.answers]
+        out[dataset.name] = items
+    out["off_topic"] = (asked_of(split_news(n.questions)[0], s, encoder)
+                        + asked_of(split_squad(s.questions)[0][::10], n, encoder))
+    return out
+
+
+def training_rows(items: dict[str, list[Item]]) -> dict[str, list[tuple[np.ndarray, np.ndarray, bool]]]:
+    """Per data set, per training question: (features, labels, answerable)."""
+    out: dict[str, list] = {}
+    for name in ("squad", "newsqa"):
         rows = []
-        for item in items:
+        for item in items[name]:
             x, y = features(item)
             if len(x):
                 rows.append((x, y, bool(item.question.answers)))
-        out[dataset.name] = rows
+        out[name] = rows
     return out
+
+
+def fit_abstention(model: AnswerModel, items: dict[str, list[Item]]) -> dict:
+    """Question-level logistic regression: answerable training questions against unanswerable and
+    off-topic ones, each group weighing the same; threshold at ANSWERED of each set's answerable."""
+    from sklearn.linear_model import LogisticRegression
+
+    settings = AnswerSettings(model=model)
+    groups: dict[str, list[tuple[np.ndarray, bool]]] = {}
+    for name, chosen in items.items():
+        for item in chosen:
+            scored, x = scored_with_features(item.evidence, settings)
+            if not scored:
+                continue
+            key = name if item.question.answers else f"{name}-unanswerable"
+            groups.setdefault(key, []).append((question_features(item.evidence, scored, x), bool(item.question.answers)))
+    xs = np.array([q for g in groups.values() for q, _ in g])
+    ys = np.array([a for g in groups.values() for _, a in g])
+    # SQuAD's unanswerable questions reuse their paragraph's words; little tells them apart from
+    # answerable ones, and weighing them fully costs the off-topic questions most of their signal.
+    weight = {"squad-unanswerable": UNANSWERABLE_WEIGHT}
+    ws = np.array([weight.get(k, 1.0) / len(g) for k, g in groups.items() for _ in g])
+    mean, scale = xs.mean(axis=0), xs.std(axis=0)
+    scale[scale == 0] = 1.0
+    lr = LogisticRegression(C=1.0, max_iter=5000).fit((xs - mean) / scale, ys, sample_weight=ws * len(ws))
+    abstain = {"features": list(QUESTION_FEATURES), "mean": mean.tolist(), "scale": scale.tolist(),
+               "coef": lr.coef_[0].tolist(), "intercept": float(lr.intercept_[0])}
+    scored_model = AnswerModel(model.features, model.mean, model.scale, model.coef, model.intercept, 0.5,
+                               model.about, abstain)
+    limits = []
+    for name in ("squad", "newsqa"):
+        p = sorted(scored_model.answerable(q) for q, answerable in groups.get(name, []) if answerable)
+        if p:
+            limits.append(p[int((1 - ANSWERED) * len(p))])
+    threshold = round(min(limits), 4)
+    report = {k: float(np.mean([(scored_model.answerable(q) >= threshold) == a for q, a in g])) for k, g in groups.items()}
+    print(f"  abstention threshold {threshold}: share handled right per group {report}", file=sys.stderr)
+    return {"abstain": abstain, "threshold": threshold, "groups": {k: len(g) for k, g in groups.items()}}
 
 
 def fit(data: dict[str, list], columns: tuple[str, ...], c: float):
@@ -111,24 +163,30 @@ def main() -> None:
     parser.add_argument("--encoder", default="onnx-int8")
     parser.add_argument("--out", type=Path, default=MODEL_FILE)
     args = parser.parse_args()
-    data = training_rows(args.encoder)
+    items = training_items(args.encoder)
+    data = training_rows(items)
     counts = {k: {"questions": len(v), "answerable": sum(a for *_, a in v), "sentences": int(sum(len(y) for _, y, _ in v))}
               for k, v in data.items()}
+    counts["off_topic"] = {"questions": len(items["off_topic"])}
     print(f"training rows: {counts}", file=sys.stderr)
     for name, columns, out in (("full", FEATURES, args.out),
                                ("nokind", tuple(f for f in FEATURES if f not in KIND_FEATURES),
                                 WORK / "answer_model-nokind.json")):
         c = choose_c(data, columns)
         model = fit(data, columns, c)
-        threshold = threshold_for(model, data)
+        abstention = fit_abstention(model, items)
         about = {"trained": time.strftime("%Y-%m-%d"), "script": "bench/train_answerer.py", "encoder": args.encoder,
-                 "data": {"squad": "calibration half", "newsqa": "2025-07..2025-09, answerable"},
-                 "questions": counts, "C": c, "answered_at_threshold": ANSWERED, "variant": name}
-        model = AnswerModel(model.features, model.mean, model.scale, model.coef, model.intercept, threshold, about)
+                 "data": {"squad": "calibration half (answerable and unanswerable)",
+                          "newsqa": "2025-07..2025-09, answerable",
+                          "off_topic": "those questions asked of the other set's corpus"},
+                 "questions": counts, "C": c, "answered_at_threshold": ANSWERED, "variant": name,
+                 "abstention_groups": abstention["groups"]}
+        model = AnswerModel(model.features, model.mean, model.scale, model.coef, model.intercept,
+                            abstention["threshold"], about, abstention["abstain"])
         out.parent.mkdir(parents=True, exist_ok=True)
         model.save(out)
         weights = sorted(zip(columns, model.coef), key=lambda kv: -abs(kv[1]))
-        print(f"[{name}] C={c} threshold={threshold} -> {out}", file=sys.stderr)
+        print(f"[{name}] C={c} threshold={abstention['threshold']} -> {out}", file=sys.stderr)
         print("  " + ", ".join(f"{f} {w:+.2f}" for f, w in weights[:12]), file=sys.stderr)
 
 

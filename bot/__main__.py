@@ -1,5 +1,5 @@
 import sys
 
-from bot.runner import main
+from newsdesk_bot.runner import main
 
 sys.exit(main())

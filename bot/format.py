@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import discord
 
-from bot.split import CONTENT_LIMIT, Page, paginate, truncate
+from newsdesk_bot.split import CONTENT_LIMIT, Page, paginate, truncate
 from newsdesk import Answer, Citation
 
 QUOTE_CHARS = 350
@@ -34,27 +35,37 @@ MENTION_HINT = ("I can't read messages in this thread unless they mention me: th
                 "enabled the Message Content intent. Mention me ({mention}) with your follow-up question.")
 
 # A link in text, without the punctuation that usually follows one in a sentence.
-_URL = re.compile(r"<?(https?://[^\s<>\[\]]*[^\s<>\[\].,:;!?\"')])>?")
-_SAFE_URL = re.compile(r"^https?://[^\s<>\"]+$")
+_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+                   r"[A-Za-z0-9])?)+(?::\d{1,5})?$")
+# Characters a URL may keep as they are: none of them can end a masked link's target or open markup.
+_URL_SAFE = "/:?#&=%+~@!$,;'*._-"
 
 
 def escape(text: str) -> str:
-    """Text from an article or a user, made inert and put on one line; links kept, in <...>."""
-    text = " ".join(text.split())
-    out: list[str] = []
-    pos = 0
-    for m in _URL.finditer(text):
-        out.append(_escape_plain(text[pos:m.start()]))
-        out.append(f"<{m.group(1)}>")
-        pos = m.end()
-    out.append(_escape_plain(text[pos:]))
-    return "".join(out)
+    """Text from an article or a user, made inert and put on one line.
+
+    A web address in it stays readable but is no link ("https\\://..."): only the source cards,
+    whose addresses are checked, link anywhere, so a scraped page cannot put a login link of its
+    own choosing into an answer.
+    """
+    return _escape_plain(" ".join(text.split())).replace("://", "\\://")
 
 
 def _escape_plain(text: str) -> str:
-    text = discord.utils.escape_markdown(text, ignore_links=False)
-    text = text.replace("[", "\\[")  # only the bot writes [n] markers
+    """Every character that could open markup gets a backslash; mentions get a zero-width space.
+
+    Not discord.utils.escape_markdown: it takes a whole "[x](y)" as one span and leaves what is
+    inside it unescaped. "[" and "]" are escaped because only the bot writes [n] markers and
+    masked links, "<" because it opens mentions, channel links, timestamps and command mentions.
+    """
+    text = _MARKUP.sub(r"\\\1", text)
+    # At the start (a line may go on after it): a heading, subtext, list, quote or numbered list.
+    text = re.sub(r"^(\s*)([#>+-])", r"\1\\\2", text)
+    text = re.sub(r"^(\s*\d+)\.(?=\s|$)", r"\1\\.", text)
     return discord.utils.escape_mentions(text)
+
+
+_MARKUP = re.compile(r"([\\*_~|`\[\]<])")
 
 
 def escape_quote(text: str, limit: int = QUOTE_CHARS) -> str:
@@ -63,10 +74,23 @@ def escape_quote(text: str, limit: int = QUOTE_CHARS) -> str:
 
 
 def link(url: str | None) -> str | None:
-    """The URL if Discord will accept it as a link (an invalid one makes it reject the whole message)."""
-    if url and len(url) <= URL_CHARS and _SAFE_URL.match(url):
-        return url
-    return None
+    """The URL as a link that can only ever be itself, or None if Discord would not take it.
+
+    An invalid embed URL makes Discord reject the whole message, so the host must be a plain
+    domain name. Anything that could end a masked link's target early or open markup (`)`,
+    `[`, `<`, quotes, spaces ...) is percent-encoded: a scraped page whose own URL reads
+    `https://a.example/)[Login](https://phish.example` stays one link to a.example.
+    """
+    if not url or len(url) > URL_CHARS or any(ord(ch) < 33 for ch in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not _HOST.match(parts.netloc):
+        return None
+    safe = quote(url, safe=_URL_SAFE)
+    return safe if len(safe) <= URL_CHARS else None
 
 
 def date(published: str | None) -> str:
@@ -127,7 +151,7 @@ def render_answer(answer: Answer, *, question: str | None = None, notes: Iterabl
         text = "\n".join(lines + source_lines(sources, related))
         return paginate(text)
     colour = ABSTAIN_COLOUR if answer.abstained else ANSWER_COLOUR
-    embeds = [source_embed(c, colour) for c in sources]
+    embeds = source_cards(sources, colour)
     if related:
         embeds.append(related_embed(related))
     return paginate("\n".join(lines), embeds)
@@ -140,23 +164,53 @@ def render_partial(answer: Answer, *, question: str | None = None) -> str:
     return truncate("\n".join(lines), CONTENT_LIMIT)
 
 
+def source_cards(sources: list[Citation], colour: int = ANSWER_COLOUR) -> list[dict[str, Any]]:
+    """One card per article, with every quote from it, in citation order.
+
+    The Discord client merges embeds that share a `url` into the first and hides the others'
+    text (it builds image galleries that way), so an article is one card; two articles that
+    share a URL get a distinct `#n` fragment each.
+    """
+    groups: dict[str, list[Citation]] = {}
+    for c in sources:
+        groups.setdefault(c.doc_id, []).append(c)
+    cards: list[dict[str, Any]] = []
+    urls: set[str] = set()
+    for quotes in groups.values():
+        first = quotes[0]
+        markers = " ".join(f"[{c.n}]" for c in quotes)
+        card: dict[str, Any] = {
+            "type": "rich",
+            "title": truncate(f"{markers} {escape_quote(first.title, TITLE_CHARS)}", 256),
+            "description": (f"“{escape_quote(first.quote)}”" if len(quotes) == 1 else
+                            "\n".join(f"[{c.n}] “{escape_quote(c.quote)}”" for c in quotes)),
+            "color": colour,
+            "footer": {"text": f"Published {date(first.published)}" if first.published else "Publication date unknown"},
+        }
+        if url := link(first.url):
+            if url in urls:
+                url = f"{url}{'-' if '#' in url else '#'}{first.n}"
+            urls.add(url)
+            card["url"] = url
+        cards.append(card)
+    return cards
+
+
 def source_embed(c: Citation, colour: int = ANSWER_COLOUR) -> dict[str, Any]:
-    embed: dict[str, Any] = {
-        "type": "rich",
-        "title": f"[{c.n}] {escape_quote(c.title, TITLE_CHARS)}",
-        "description": f"“{escape_quote(c.quote)}”",
-        "color": colour,
-        "footer": {"text": f"Published {date(c.published)}" if c.published else "Publication date unknown"},
-    }
-    if url := link(c.url):
-        embed["url"] = url
-    return embed
+    return source_cards([c], colour)[0]
+
+
+def link_label(text: str) -> str:
+    """Text for a masked link's label: escaped, and with no link of its own (a link inside a label
+    would be a second link, to wherever the article's title pointed)."""
+    plain = _escape_plain(" ".join(text.split()))
+    return truncate(re.sub(r"(?i)(https?):", r"\1\\:", plain), TITLE_CHARS)
 
 
 def related_embed(related: list[Citation]) -> dict[str, Any]:
     lines = []
     for c in related:
-        title = escape_quote(c.title, TITLE_CHARS)
+        title = link_label(c.title)
         url = link(c.url)
         lines.append(f"[{c.n}] " + (f"[{title}]({url})" if url else title) + f" · {date(c.published)}")
     return {"type": "rich", "title": "Related", "description": "\n".join(lines), "color": RELATED_COLOUR}
@@ -208,6 +262,11 @@ def render_update(report: Any) -> str:
     if skipped:
         text += f"\n-# {len(skipped)} file(s) skipped, e.g. {escape(str(skipped[0]))}"
     return text
+
+
+def queued_note(ahead: int) -> str:
+    return (f"{ahead} question{' is' if ahead == 1 else 's are'} ahead of yours; "
+            "I'll answer here when it's your turn.")
 
 
 def trimmed_note(limit: int) -> str:

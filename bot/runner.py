@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import discord
 
-from bot.client import INTENT_OFF, NewsdeskBot
-from bot.settings import PORTAL, TOKEN_ENV, BotSettings, SettingsError, discord_token, load_settings
+from newsdesk_bot.client import INTENT_OFF, NewsdeskBot
+from newsdesk_bot.settings import PORTAL, TOKEN_ENV, BotSettings, SettingsError, discord_token, load_settings
 from newsdesk import Desk, NewsdeskError
 
 log = logging.getLogger("newsdesk.bot")
@@ -80,7 +80,7 @@ def _fail(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bot",
+        prog="python -m newsdesk_bot",
         description=f"Run the newsdesk Discord bot. The token comes from ${TOKEN_ENV}; see docs/discord.md.",
     )
     parser.add_argument("--config", help="settings file (default: $NEWSDESK_BOT_CONFIG or ./newsdesk-bot.toml)")

@@ -49,6 +49,15 @@ class BotSettings:
     k: int = 5
     # Questions answered at the same time (each uses one CPU core while it runs).
     workers: int = 2
+    # Questions that may wait for a worker; more are turned away with a polite "ask again".
+    max_queue: int = 20
+    # Conversations (threads, DMs) kept in memory; older ones are rebuilt from Discord when needed.
+    max_conversations: int = 2000
+    # Gateway shards; 0 lets Discord recommend a count (needed past 2,500 servers).
+    shard_count: int = 0
+    # Serve /health and /metrics on this port of health_host; 0 = off.
+    health_port: int = 0
+    health_host: str = "127.0.0.1"
     # A language model for generated answers (the [llm] table, NEWSDESK_LLM_* variables); None: extractive.
     llm: LLMSettings | None = None
 
@@ -73,6 +82,11 @@ ENV = {
     "max_question_chars": "NEWSDESK_BOT_MAX_QUESTION_CHARS",
     "k": "NEWSDESK_BOT_K",
     "workers": "NEWSDESK_BOT_WORKERS",
+    "max_queue": "NEWSDESK_BOT_MAX_QUEUE",
+    "max_conversations": "NEWSDESK_BOT_MAX_CONVERSATIONS",
+    "shard_count": "NEWSDESK_BOT_SHARDS",
+    "health_port": "NEWSDESK_BOT_HEALTH_PORT",
+    "health_host": "NEWSDESK_BOT_HEALTH_HOST",
 }
 CONFIG_ENV = "NEWSDESK_BOT_CONFIG"
 MAX_DEADLINE = 600
@@ -144,8 +158,10 @@ def _from_file(file: Path) -> dict[str, Any]:
 _PATHS = {"index_dir", "corpus_dir", "feedback_log"}
 _ID_SETS = {"allowed_channels", "admin_roles", "command_guilds"}
 _BOOLS = {"answer_in_dms", "message_content", "sync_commands", "watch"}
-_INTS = {"rate_limit", "max_question_chars", "k", "workers"}
+_INTS = {"rate_limit", "max_question_chars", "k", "workers", "max_queue", "max_conversations", "shard_count",
+         "health_port"}
 _FLOATS = {"rate_window"}
+_STRINGS = {"health_host"}
 
 
 def _parse(name: str, value: Any, where: str, *, base: Path) -> Any:
@@ -172,6 +188,10 @@ def _parse(name: str, value: Any, where: str, *, base: Path) -> Any:
         if isinstance(value, str) and value.lower() in {"0", "false", "no", "off"}:
             return False
         raise SettingsError(f"{where} must be true or false, not {value!r}")
+    if name in _STRINGS:
+        if not isinstance(value, str) or not value.strip():
+            raise SettingsError(f"{where} must be text, like \"127.0.0.1\", not {value!r}")
+        return value.strip()
     if name in _INTS | _FLOATS:
         try:
             number = (int if name in _INTS else float)(value)
@@ -193,5 +213,9 @@ def _check(s: BotSettings) -> None:
     if s.llm is not None and s.llm.deadline > MAX_DEADLINE:
         raise SettingsError(f"deadline in [llm] must be at most {MAX_DEADLINE} seconds (Discord lets a bot answer an "
                             f"interaction for 15 minutes), not {s.llm.deadline}")
+    if s.max_conversations < 1:
+        raise SettingsError("max_conversations must be at least 1")
+    if s.health_port > 65535:
+        raise SettingsError(f"health_port must be a port number (1-65535, or 0 for off), not {s.health_port}")
     if s.max_question_chars < 20:
         raise SettingsError(f"max_question_chars must be at least 20, not {s.max_question_chars}")

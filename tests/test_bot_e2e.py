@@ -24,10 +24,10 @@ import discord
 import pytest
 import pytest_asyncio
 
-from bot.format import FOLLOW_UP_HINT, MENTION_HINT, USAGE, escape
-from bot.runner import serve
-from bot.settings import BotSettings
-from discord_server import MESSAGE_CONTENT, FakeDiscord, Request, pointed_at
+from newsdesk_bot.format import FOLLOW_UP_HINT, MENTION_HINT, USAGE, escape, escape_quote
+from newsdesk_bot.runner import serve
+from newsdesk_bot.settings import BotSettings
+from discord_server import MEMBER_PERMISSIONS, MESSAGE_CONTENT, CommandHidden, FakeDiscord, Request, pointed_at
 from newsdesk.desk import Desk
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +67,8 @@ def bot_settings(server: FakeDiscord, desk: Desk, log: Path, **changes: Any) -> 
 async def running_bot(server: FakeDiscord, settings: BotSettings, desk: Desk) -> AsyncIterator[None]:
     """The bot, started with `serve` and connected; cancelled (as Ctrl-C would) on the way out."""
     before = len(server.identifies)
-    task = asyncio.create_task(serve(settings, server.TOKEN, desk=desk, guild_ready_timeout=0.05))
+    # The bot measures interaction deadlines on the server's clock, which tests can move forward.
+    task = asyncio.create_task(serve(settings, server.TOKEN, desk=desk, guild_ready_timeout=0.05, clock=server.clock))
     connected = asyncio.create_task(server.wait_connected(before + 1))
     done, _ = await asyncio.wait({task, connected}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
@@ -153,9 +154,16 @@ def answer_record(settings: BotSettings, answer_id: str) -> dict:
 async def test_slash_commands_are_registered_in_the_configured_guild(env: Env) -> None:
     s = env.server
     sync = [r for r in s.requests if r.method == "PUT" and "commands" in r.path]
-    assert [r.path for r in sync] == [f"/applications/{s.app_id}/guilds/{s.guild_id}/commands"]
-    commands = {c["name"]: c for c in sync[0].json}
-    assert set(commands) == {"ask", "stats", "reindex"}
+    # in the configured guild only: the global set is emptied, or members would see every command twice
+    assert [(r.path, bool(r.json)) for r in sync] == [(f"/applications/{s.app_id}/commands", False),
+                                                      (f"/applications/{s.app_id}/guilds/{s.guild_id}/commands", True)]
+    commands = {c["name"]: c for c in sync[1].json}
+    assert set(commands) == {"ask", "stats", "reindex", "channel", "Ask newsdesk"}
+    assert commands["Ask newsdesk"]["type"] == 3  # the message menu
+    assert int(commands["reindex"]["default_member_permissions"]) == discord.Permissions(manage_guild=True).value
+    assert int(commands["channel"]["default_member_permissions"]) == discord.Permissions(manage_channels=True).value
+    assert commands["ask"]["contexts"] == [0] and commands["reindex"]["contexts"] == [0]  # no DMs in these settings
+    assert [c["name"] for c in s.visible_commands(s.guild_id)] == [c["name"] for c in sync[1].json]
     options = {o["name"]: (o["type"], o["required"]) for o in commands["ask"]["options"]}
     assert options == {"question": (3, True), "since": (3, False), "until": (3, False), "source": (3, False)}
     identify = s.identifies[-1]
@@ -165,7 +173,8 @@ async def test_slash_commands_are_registered_in_the_configured_guild(env: Env) -
 # -- mentions ----------------------------------------------------------------------------------
 async def test_mention_gets_cited_answer_with_source_embeds_buttons_and_a_thread(env: Env) -> None:
     s = env.server
-    question = "How much did the Riverside library repairs cost?"
+    # Its answer quotes two sentences of one article (the day it reopened, and its new opening hour).
+    question = "When did the library reopen?"
     asked, reply, mark = await mention(s, question)
 
     typing = s.since(mark, "POST", f"/channels/{s.news_channel_id}/typing")
@@ -175,27 +184,35 @@ async def test_mention_gets_cited_answer_with_source_embeds_buttons_and_a_thread
     record = answer_record(env.settings, answer_id)
     assert record["question"] == question and not record["abstained"]
     cited = record["citations"][0]
-    assert "1.3 million euros" in cited["quote"]
+    assert "reopened on Monday" in cited["quote"]
     assert body["content"] == " ".join(f"{escape(c['quote'])} [{c['n']}]" for c in record["citations"])
     assert body["allowed_mentions"] == REPLY_NONE
     assert str(body["message_reference"]["message_id"]) == asked["id"]
     assert body["components"] == vote_buttons(answer_id)
 
-    # one card per source, then one listing the related articles
-    assert [e["title"] for e in body["embeds"]] == [f"[{c['n']}] {c['title']}" for c in record["citations"]] + \
+    # one card for the article with every quote from it (the Discord client would hide a second card
+    # with the same url), then one listing the related articles
+    assert {c["url"] for c in record["citations"]} == {LIBRARY_URL} and len(record["citations"]) > 1
+    markers = " ".join(f"[{c['n']}]" for c in record["citations"])
+    assert [e["title"] for e in body["embeds"]] == [f"{markers} Riverside library reopens after flood repairs"] + \
         (["Related"] if record["related"] else [])
     source = body["embeds"][0]
     assert source == {
-        "type": "rich", "title": "[1] Riverside library reopens after flood repairs", "url": LIBRARY_URL,
-        "description": f"“{cited['quote']}”", "color": 0x2F80ED, "footer": {"text": "Published 2026-04-02"},
-        "flags": 0,
+        "type": "rich", "title": f"{markers} Riverside library reopens after flood repairs", "url": LIBRARY_URL,
+        "description": "\n".join(f"[{c['n']}] “{escape_quote(c['quote'])}”" for c in record["citations"]),
+        "color": 0x2F80ED, "footer": {"text": "Published 2026-04-02"}, "flags": 0,
     }
+    assert escape(cited["quote"]) in source["description"]
+    assert s.seen_embeds(s.stored(s.news_channel_id, reply.response["id"])) == \
+        [{k: v for k, v in e.items()} for e in reply.response["embeds"]]  # nothing hidden
     assert record["related"], "the fixture corpus always has related articles"
     lines = body["embeds"][-1]["description"].splitlines()
     assert len(lines) == len(record["related"])
     for line, r in zip(lines, record["related"]):
-        title = f"[{r['title']}]({r['url']})" if r["url"] else r["title"]
-        assert line == f"[{r['n']}] {title} · {r['published']}"
+        assert line.startswith(f"[{r['n']}] ") and line.endswith(f" · {r['published']}")
+        if not re.search(r"[\[\]()*_`~|<>@\\]", r["title"] + (r["url"] or "")):  # hostile ones: test_bot_markup
+            title = f"[{r['title']}]({r['url']})" if r["url"] else r["title"]
+            assert line == f"[{r['n']}] {title} · {r['published']}"
 
     answer_message = reply.response
     thread = await s.wait_for(
@@ -302,15 +319,19 @@ async def test_per_user_rate_limit_replies_politely_once(env: Env) -> None:
 async def test_channel_without_embed_links_or_threads_gets_sources_as_text_and_no_thread(
         env: Env, caplog: pytest.LogCaptureFixture) -> None:
     s = env.server
-    _, reply, mark = await mention(s, "How much did the Riverside library repairs cost?", channel_id=s.plain_channel_id)
-    body = reply.json
+    _, first, mark = await mention(s, "How much did the Riverside library repairs cost?", channel_id=s.plain_channel_id)
+    await s.wait_for(lambda r: posted_to(s.plain_channel_id)(r) and r.json.get("components"), since=mark)
+    await s.wait_for(lambda r: r.path.endswith("/threads"), since=mark, what="an attempt to open a thread")
+    pages = s.since(mark, "POST", f"/channels/{s.plain_channel_id}/messages")
+    body = {"embeds": [e for p in pages for e in p.json["embeds"]], "content": "\n".join(p.json["content"]
+            for p in pages), "components": pages[-1].json["components"]}
     assert body["embeds"] == []
     assert "\n**Sources**\n[1] Riverside library reopens after flood repairs · 2026-04-02 · " \
            f"<{LIBRARY_URL}>\n> “" in body["content"]
     assert body["components"] == vote_buttons(answer_id_of(body))
     # Discord refused the thread (no Create Public Threads): the answer stands, the host is told why
     assert [r.status for r in s.since(mark) if r.path.endswith("/threads")] == [403]
-    assert len(s.since(mark, "POST", f"/channels/{s.plain_channel_id}/messages")) == 1
+    assert len(s.since(mark, "POST", f"/channels/{s.plain_channel_id}/messages")) == len(pages)
     await eventually(lambda: "'Create Public Threads' permission" in caplog.text)
 
 
@@ -334,7 +355,11 @@ async def test_abstention_is_plain_and_lists_the_closest_sources(env: Env) -> No
     record = answer_record(env.settings, answer_id_of(body))
     assert record["abstained"] and record["related"]
     assert body["content"] == "I couldn't find an answer to that in the articles I have. These are the closest passages:"
-    assert [e["title"] for e in body["embeds"]] == [f"[{r['n']}] {r['title']}" for r in record["related"]]
+    titles: dict[str, list] = {}
+    for r in record["related"]:  # one card per article
+        titles.setdefault(r["doc_id"], []).append(r)
+    assert [e["title"] for e in body["embeds"]] == [
+        " ".join(f"[{r['n']}]" for r in rs) + " " + escape(rs[0]["title"]) for rs in titles.values()]
     assert {e["color"] for e in body["embeds"]} == {0xE67E22}
 
 
@@ -358,7 +383,8 @@ async def test_slash_ask_is_deferred_at_once_then_answered_and_threaded(env: Env
         f"{escape(c['quote'])} [{c['n']}]" for c in record["citations"])
     assert "31 to 9" in body["content"]
     assert body["allowed_mentions"] == NONE and body["components"] == vote_buttons(answer_id)
-    assert body["embeds"][0]["title"] == "[1] Council approves tram line to the airport"
+    assert body["embeds"][0]["title"] == " ".join(f"[{c['n']}]" for c in record["citations"]) + \
+        " Council approves tram line to the airport"
     assert body["embeds"][0]["url"] == "https://example.org/riverside/tram-line"
 
     original = edit.response
@@ -415,6 +441,8 @@ async def test_vote_button_is_acknowledged_ephemerally_and_logged(env: Env) -> N
         "content": "Thanks for telling me: I've noted that this answer missed.", "flags": 64,
         "allowed_mentions": NONE, "tts": False}}
 
+    # written after Discord was answered, on the feedback log's own thread
+    await eventually(lambda: any(r["answer_id"] == answer_id for r in records(env.settings, "vote")))
     vote = next(r for r in records(env.settings, "vote") if r["answer_id"] == answer_id)
     shown = answer_record(env.settings, answer_id)
     assert vote["vote"] == "down"
@@ -445,7 +473,10 @@ async def test_reindex_is_refused_to_non_admins_and_runs_for_admins(env: Env) ->
     s = env.server
     documents = env.desk.stats().documents
     mark = len(s.requests)
-    interaction = await s.slash("reindex", user=s.user("intern"))
+    with pytest.raises(CommandHidden):  # Discord does not even show it to members without Manage Server
+        await s.slash("reindex", user=s.user("intern"))
+    manager = discord.Permissions(manage_guild=True).value | MEMBER_PERMISSIONS
+    interaction = await s.slash("reindex", user=s.user("intern"), permissions=manager)
     refusal = await s.wait_for(lambda r: "/callback" in r.path, since=mark)
     assert refusal.json == {"type": 4, "data": {"content": "Sorry, only the bot's admins can update the index.",
                                                 "flags": 64, "allowed_mentions": NONE, "tts": False}}

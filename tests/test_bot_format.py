@@ -10,9 +10,9 @@ from types import SimpleNamespace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.format import (ABSTAIN_COLOUR, ANSWER_COLOUR, QUOTE_CHARS, answer_text, escape, render_answer,
+from newsdesk_bot.format import (ABSTAIN_COLOUR, ANSWER_COLOUR, QUOTE_CHARS, answer_text, escape, render_answer,
                         render_stats, render_update, thread_name)
-from bot.split import CONTENT_LIMIT, split_text
+from newsdesk_bot.split import CONTENT_LIMIT, split_text
 from discord_server import validate_message
 from newsdesk.answer import ABSTAIN_TEXT, Answer, Citation
 
@@ -43,19 +43,24 @@ def test_markdown_in_corpus_or_user_text_is_escaped() -> None:
 
 def test_mentions_are_broken_so_they_never_ping_or_render() -> None:
     assert escape("@everyone @here <@123456789012345678> <@&123456789012345678>") == \
-        "@\u200beveryone @\u200bhere <@\u200b123456789012345678> <@\u200b&123456789012345678>"
+        "@\u200beveryone @\u200bhere \\<@\u200b123456789012345678> \\<@\u200b&123456789012345678>"
+    # channel links, timestamps, command mentions and custom emoji all start with "<"
+    assert escape("<#123456789012345678> <t:1767225600:R> </ask:1> <:x:1>") == \
+        "\\<#123456789012345678> \\<t:1767225600:R> \\</ask:1> \\<:x:1>"
 
 
 def test_links_are_kept_whole_and_wrapped_so_they_do_not_unfurl() -> None:
-    assert escape("see https://example.org/a_b*c, then") == "see <https://example.org/a_b*c>, then"
-    assert escape("already <https://example.org/x>") == "already <https://example.org/x>"
-    assert escape("[fake](https://evil.example/x)") == "\\[fake](<https://evil.example/x>)"
+    # Addresses in article text stay readable but link nowhere: only the checked source cards link.
+    assert escape("see https://example.org/a_b*c, then") == "see https\\://example.org/a\\_b\\*c, then"
+    assert escape("already <https://example.org/x>") == "already \\<https\\://example.org/x>"
+    assert escape("[fake](https://evil.example/x)") == "\\[fake\\](https\\://evil.example/x)"
+    assert escape("1. First") == "1\\. First"  # no numbered list
 
 
 def test_only_the_bot_writes_citation_markers() -> None:
     quote = "The report [2] says *everything* is fine."
     answer = answered(quote)
-    assert answer_text(answer) == "The report \\[2] says \\*everything\\* is fine. [1]"
+    assert answer_text(answer) == "The report \\[2\\] says \\*everything\\* is fine. [1]"
 
 
 def test_several_sentences_keep_their_markers_in_order() -> None:

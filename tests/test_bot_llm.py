@@ -15,7 +15,7 @@ from discord_server import FakeDiscord, pointed_at
 from llm_server import FakeLLM, Reply, fake_llm
 from test_bot_e2e import NONE, answer_id_of, bot_settings, posted_to, running_bot, vote_buttons
 
-from bot import client
+from newsdesk_bot import replies
 from newsdesk import Desk
 from newsdesk.llm import LLMSettings
 
@@ -61,7 +61,7 @@ async def test_slash_ask_streams_checked_sentences_then_posts_the_sources(llm_co
     assert len(partial) >= 2, [e.json for e in edits]
     for earlier, later in zip(partial, partial[1:] + [final]):
         if later is not final:  # the final answer is not held back by the edit interval
-            assert later.at - earlier.at >= client.EDIT_INTERVAL * 0.9
+            assert later.at - earlier.at >= replies.EDIT_INTERVAL * 0.9
     shown = []
     for edit in partial:
         body = edit.json

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.ratelimit import RateLimiter
-from bot.runner import run
-from bot.settings import BotSettings, SettingsError, discord_token, load_settings
+from newsdesk_bot.ratelimit import RateLimiter
+from newsdesk_bot.runner import run
+from newsdesk_bot.settings import BotSettings, SettingsError, discord_token, load_settings
 from discord_server import server_in_thread
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,9 +116,9 @@ def test_rejected_token_is_a_one_line_error_that_never_shows_the_token(tmp_path:
     assert wrong not in captured.out + captured.err
 
 
-def test_python_dash_m_bot_runs_the_bot_and_exits_non_zero_without_a_token(tmp_path: Path) -> None:
+def test_python_dash_m_newsdesk_bot_runs_the_bot_and_exits_non_zero_without_a_token(tmp_path: Path) -> None:
     environment = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
-    done = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=environment, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "newsdesk_bot"], cwd=tmp_path, env=environment, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 1
     assert done.stderr.startswith("error: DISCORD_TOKEN is not set")
@@ -133,3 +134,44 @@ def test_missing_index_is_a_one_line_error_after_a_good_login(tmp_path: Path, mo
     err = capsys.readouterr().err
     assert err == f"error: no index in {tmp_path / 'no-index'}: run `newsdesk index` to build one from your corpus\n"
     assert server.TOKEN not in err
+
+
+def test_no_voice_library_warnings_at_start(caplog: pytest.LogCaptureFixture) -> None:
+    import discord
+
+    from newsdesk_bot.client import NewsdeskBot
+
+    discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = True  # as in a fresh process without PyNaCl
+    caplog.set_level(logging.WARNING, logger="discord")
+    NewsdeskBot(BotSettings(), desk=None)
+    assert not [r for r in caplog.records if "voice will NOT be supported" in r.getMessage()]
+
+
+def test_the_bot_imports_only_the_public_newsdesk_api() -> None:
+    """Issue 14: the core library can be restructured freely behind `newsdesk`'s exports."""
+    import ast
+
+    import newsdesk
+
+    for module in sorted((ROOT / "bot").glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "newsdesk":
+                assert node.module == "newsdesk", f"{module.name} imports {node.module}"
+                assert {a.name for a in node.names} <= set(newsdesk.__all__), module.name
+            elif isinstance(node, ast.Import):
+                assert not [a.name for a in node.names if a.name.startswith("newsdesk.")], module.name
+
+
+def test_recent_forgets_the_least_recently_used_and_stays_bounded() -> None:
+    from newsdesk_bot.memory import Recent
+
+    gone: list[int] = []
+    recent: Recent[int, str] = Recent(2, on_evict=lambda k, v: gone.append(k))
+    recent[1], recent[2] = "a", "b"
+    assert recent[1] == "a"  # reading 1 makes 2 the least recently used
+    recent[3] = "c"
+    assert gone == [2] and sorted(recent) == [1, 3]
+    assert 2 not in recent and recent.get(2) is None
+    for i in range(100):
+        recent[i] = "x"
+    assert len(recent) == 2

@@ -339,7 +339,7 @@ def test_settings_from_the_environment_and_a_table():
 
 
 def test_bot_settings_read_the_llm_table(tmp_path):
-    from bot.settings import SettingsError, load_settings
+    from newsdesk_bot.settings import SettingsError, load_settings
 
     file = tmp_path / "newsdesk-bot.toml"
     file.write_text('k = 4\n[llm]\nprovider = "ollama"\nmodel = "llama3.2:1b"\ndeadline = 30\n')
@@ -385,7 +385,7 @@ def test_the_cli_uses_the_model_from_the_environment(llm_corpus_desk, server, mo
 def test_the_example_llm_table_loads_when_uncommented(tmp_path):
     from pathlib import Path
 
-    from bot.settings import load_settings
+    from newsdesk_bot.settings import load_settings
 
     example = (Path(__file__).resolve().parents[1] / "bot" / "newsdesk-bot.example.toml").read_text(encoding="utf-8")
     start = example.index("# [llm]")

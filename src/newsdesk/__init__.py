@@ -38,6 +38,7 @@ _LAZY = {
     "UpdateReport": "newsdesk.index",
     "ChunkSettings": "newsdesk.config",
     "LLMSettings": "newsdesk.llm",
+    "LLMSettingsError": "newsdesk.llm",
     "Watcher": "newsdesk.watch",
     "SETTINGS": "newsdesk.settings",
     "Setting": "newsdesk.settings",
@@ -70,7 +71,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from newsdesk.config import ChunkSettings
     from newsdesk.desk import Desk, IndexStats, TopicUpdate
     from newsdesk.index import UpdateReport
-    from newsdesk.llm import LLMSettings
+    from newsdesk.llm import LLMSettings, LLMSettingsError
     from newsdesk.load import Document, Skipped
     from newsdesk.results import Answer, Citation, Generated, Removed, Report, Sentence, TimelineEntry
     from newsdesk.retrieve import Passage, SearchMode

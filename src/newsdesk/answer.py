@@ -20,7 +20,8 @@ import numpy as np
 
 from newsdesk.answer_model import AnswerModel, shipped_model
 from newsdesk.features import FEATURES, Candidate, Question, candidates_and_features
-from newsdesk.keywords import terms
+from newsdesk.keywords import question_terms, terms
+from newsdesk.qtypes import Kind, question_kind
 from newsdesk.results import Answer, Citation
 from newsdesk.retrieve import Passage
 from newsdesk.store import DocText
@@ -53,6 +54,7 @@ class Evidence:
     idf: Callable[[str], float]
     vector: np.ndarray
     sentence_vectors: dict[int, np.ndarray] = field(default_factory=dict)
+    context: str = ""  # words a chat follow-up carries from the conversation
 
 
 @dataclass(frozen=True)
@@ -69,21 +71,49 @@ class Scored:
 
 def score(evidence: Evidence, settings: AnswerSettings = AnswerSettings()) -> list[Scored]:
     """Every candidate sentence with the model's probability that it answers, best first."""
-    question = Question.of(evidence.question, evidence.vector, evidence.idf)
+    return scored_with_features(evidence, settings)[0]
+
+
+def scored_with_features(evidence: Evidence, settings: AnswerSettings = AnswerSettings()) -> tuple[list[Scored], np.ndarray]:
+    """`score`, with the feature rows of the sentences in the same order."""
+    question = Question.of(evidence.question, evidence.vector, evidence.idf, evidence.context)
     candidates, x = candidates_and_features(question, evidence.passages, evidence.docs, evidence.sentence_vectors)
     probabilities = settings.answer_model().probabilities(x, FEATURES)
-    scored = [Scored(c, float(p), c.start, c.end) for c, p in zip(candidates, probabilities)]
-    scored.sort(key=lambda s: (-s.probability, s.candidate.rank, s.start))
-    return scored
+    order = sorted(range(len(candidates)), key=lambda i: (-probabilities[i], candidates[i].rank, candidates[i].start))
+    scored = [Scored(candidates[i], float(probabilities[i]), candidates[i].start, candidates[i].end) for i in order]
+    return scored, x[order] if len(order) else x
+
+
+def confidence(evidence: Evidence, scored: list[Scored], x: np.ndarray, settings: AnswerSettings) -> float:
+    """The calibrated probability that the corpus answers the question at all (see answer_model)."""
+    if not scored:
+        return 0.0
+    return settings.answer_model().answerable(question_features(evidence, scored, x))
+
+
+def question_features(evidence: Evidence, scored: list[Scored], x: np.ndarray) -> np.ndarray:
+    """What the abstention model reads: how good the best sentence and the best passage are."""
+    col = {f: i for i, f in enumerate(FEATURES)}
+    best, second = scored[0].probability, scored[1].probability if len(scored) > 1 else 0.0
+    top = evidence.passages[0]
+    return np.array([
+        float(np.log(best / max(1.0 - best, 1e-9))), best - second, top.dense, float(x[:, col["sentence_cos"]].max()),
+        float(x[0, col["cover"]]), float(x[:, col["cover_plain"]].max()), float(x[:, col["missing_idf"]].min()),
+        float(x[0, col["kind_missing"]]), float(x[:, col["missing_share"]].min()),
+    ], dtype=np.float64)
+
+
+QUESTION_FEATURES = ("best_logit", "best_gap", "top_passage_cos", "best_sentence_cos", "best_cover", "max_cover",
+                     "min_missing_idf", "best_kind_missing", "min_missing_share")
 
 
 def answer(evidence: Evidence, settings: AnswerSettings = AnswerSettings()) -> Answer:
-    scored = score(evidence, settings)
-    confidence = scored[0].probability if scored else 0.0
+    scored, x = scored_with_features(evidence, settings)
+    confidence_ = confidence(evidence, scored, x, settings)
     threshold = settings.threshold if settings.threshold is not None else settings.answer_model().threshold
-    if confidence < threshold:
+    if confidence_ < threshold:
         related = _citations(_best_per_passage(scored)[: settings.max_related], evidence.docs, 1)
-        return Answer(evidence.question, ABSTAIN_TEXT, True, (), tuple(related), confidence=confidence)
+        return Answer(evidence.question, ABSTAIN_TEXT, True, (), tuple(related), confidence=confidence_)
     chosen = choose(scored, evidence, settings)
     citations = _citations(_ordered(chosen), evidence.docs, 1)
     text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
@@ -91,13 +121,14 @@ def answer(evidence: Evidence, settings: AnswerSettings = AnswerSettings()) -> A
     related = [s for s in _best_per_passage(scored) if s.passage.chunk_id not in cited_chunks]
     return Answer(evidence.question, text, False, tuple(citations),
                   tuple(_citations(related[: settings.max_related], evidence.docs, len(citations) + 1)),
-                  confidence=confidence)
+                  confidence=confidence_)
 
 
 # -- choosing ----------------------------------------------------------------------------------
 def choose(scored: list[Scored], evidence: Evidence, settings: AnswerSettings) -> list[Scored]:
     """The best sentence, then only sentences that add a fact it lacks (no padding)."""
-    q_terms = set(terms(evidence.question))
+    q_terms = set(question_terms(evidence.question))
+    kind = question_kind(evidence.question)
     best = _with_attribution(scored[0], evidence.docs[scored[0].passage.doc_id].text)
     chosen = [best]
     covered = set(terms(_text(best, evidence))) & q_terms
@@ -109,11 +140,14 @@ def choose(scored: list[Scored], evidence: Evidence, settings: AnswerSettings) -
         if any(c.passage.doc_id == s.passage.doc_id and c.start < s.end and s.start < c.end for c in chosen):
             continue  # overlaps a sentence already chosen
         answers = {_norm(a) for a in s.candidate.answers}
-        new_answer = bool(answers - known_answers)
-        new_terms = (set(terms(_text(s, evidence))) & q_terms) - covered
-        if s.candidate.answers and new_answer:
+        sentence_terms = set(terms(_text(s, evidence)))
+        new_terms = (sentence_terms & q_terms) - covered
+        if s.candidate.answers and answers - known_answers:
             pass  # another figure, date or name: e.g. a revised count in a newer article
-        elif not best.candidate.answers and _weight(new_terms, evidence) >= 0.25 * _weight(q_terms, evidence):
+        elif kind is Kind.OTHER and not any(_similar(sentence_terms, set(terms(_text(c, evidence)))) for c in chosen):
+            pass  # a question without a kind of answer: another account of it, not a restatement
+        elif kind is not Kind.OTHER and not best.candidate.answers and (
+                _weight(new_terms, evidence) >= 0.25 * _weight(q_terms, evidence)):
             pass  # covers a good part of the question the sentences so far leave out
         else:
             continue
@@ -121,6 +155,11 @@ def choose(scored: list[Scored], evidence: Evidence, settings: AnswerSettings) -
         covered |= new_terms
         known_answers |= answers
     return chosen
+
+
+def _similar(a: set[str], b: set[str]) -> bool:
+    """Two sentences that mostly share their content words say the same thing."""
+    return bool(a and b) and len(a & b) / len(a | b) >= 0.5
 
 
 def _text(s: Scored, evidence: Evidence) -> str:

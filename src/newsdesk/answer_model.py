@@ -29,6 +29,8 @@ class AnswerModel:
     intercept: float
     threshold: float
     about: dict[str, Any] = field(default_factory=dict)
+    # The abstention model over `newsdesk.answer.QUESTION_FEATURES`: mean, scale, coef, intercept.
+    abstain: dict[str, Any] | None = None
 
     def probabilities(self, x: np.ndarray, features: tuple[str, ...]) -> np.ndarray:
         if not len(x):
@@ -39,16 +41,25 @@ class AnswerModel:
         z = ((x - self.mean) / self.scale) @ self.coef + self.intercept
         return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
+    def answerable(self, q: np.ndarray) -> float:
+        """The probability that a question with these question features is answered by the corpus."""
+        a = self.abstain
+        if a is None:
+            return float(1.0 / (1.0 + np.exp(-q[0])))  # no abstention model: the best sentence's probability
+        z = float(((q - np.array(a["mean"])) / np.array(a["scale"])) @ np.array(a["coef"]) + a["intercept"])
+        return float(1.0 / (1.0 + np.exp(-np.clip(z, -30, 30))))
+
     def to_dict(self) -> dict[str, Any]:
         return {"features": list(self.features), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
                 "coef": self.coef.tolist(), "intercept": self.intercept, "threshold": self.threshold,
-                "about": self.about}
+                "abstain": self.abstain, "about": self.about}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AnswerModel:
         return cls(tuple(data["features"]), np.array(data["mean"], dtype=np.float64),
                    np.array(data["scale"], dtype=np.float64), np.array(data["coef"], dtype=np.float64),
-                   float(data["intercept"]), float(data["threshold"]), dict(data.get("about", {})))
+                   float(data["intercept"]), float(data["threshold"]), dict(data.get("about", {})),
+                   data.get("abstain"))
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")

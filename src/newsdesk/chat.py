@@ -70,6 +70,7 @@ class Turn:
     searched: str
     cited: tuple[str, ...] = ()  # doc ids the answer cited
     titles: tuple[str, ...] = ()  # their headlines: what the story is called
+    quotes: tuple[str, ...] = ()  # what the answer said
     answer: Answer | None = None  # None for turns rebuilt by `restore`
 
 
@@ -89,13 +90,18 @@ def subject(turn: Turn) -> list[str]:
     return list(dict.fromkeys(names + rest))
 
 
+def carried(question: str, previous: Turn | None) -> list[str]:
+    """What a follow-up takes from the previous turn (nothing when it stands alone)."""
+    if previous is None or not is_follow_up(question):
+        return []
+    present = set(words(question))
+    return [t for t in subject(previous) if not set(words(t)) <= present][:MAX_CARRIED]
+
+
 def rewrite(question: str, previous: Turn | None) -> str:
     """The standalone question to search for, given the previous turn."""
-    if previous is None or not is_follow_up(question):
-        return question
-    present = set(words(question))
-    carried = [t for t in subject(previous) if not set(words(t)) <= present][:MAX_CARRIED]
-    return f"{question.rstrip()} {' '.join(carried)}".strip() if carried else question
+    extra = carried(question, previous)
+    return f"{question.rstrip()} {' '.join(extra)}".strip() if extra else question
 
 
 @dataclass
@@ -131,13 +137,19 @@ class ChatSession:
 
     def ask(self, question: str, **options: Any) -> Answer:
         question = " ".join(question.split())
-        query = self.standalone(question, options)
-        if self.last is not None and query != question and self.last.cited:
-            options.setdefault("prefer", self.last.cited)
-        result = self.desk.ask(query, **options)
+        if self.desk.llm is not None and self.desk.llm.settings.condense and self.history:
+            query = self.standalone(question, options)  # condensed by the model into a standalone question
+            result = self.desk.ask(query, **options)
+        else:
+            extra = carried(question, self.last)
+            query = f"{question} {' '.join(extra)}".strip() if extra else question
+            if extra and self.last is not None and self.last.cited:
+                options.setdefault("prefer", self.last.cited)
+            result = self.desk.ask(question, context=" ".join(extra), **options)
         result = replace(result, question=question, query=query if query != question else None)
         self.history.append(Turn(question, query, tuple(dict.fromkeys(c.doc_id for c in result.citations)),
-                                 tuple(dict.fromkeys(c.title for c in result.citations)), result))
+                                 tuple(dict.fromkeys(c.title for c in result.citations)),
+                                 tuple(c.quote for c in result.citations), result))
         return result
 
     def standalone(self, question: str, options: dict[str, Any]) -> str:

@@ -24,7 +24,7 @@ from newsdesk.config import BUNDLED_MODEL, ChunkSettings, Settings, default_cach
 from newsdesk.embed import ENCODERS, Encoder, ModelFolder, OnnxEncoder, TorchEncoder, dequantize_sentences, onnx_files
 from newsdesk.errors import IndexEmpty, IndexMismatch, QueryError, UsageError
 from newsdesk.index import UpdateReport, check_compatible, update_index
-from newsdesk.keywords import idf_from, terms
+from newsdesk.keywords import idf_from, question_terms
 from newsdesk.layout import current_store
 from newsdesk.llm import LLM, Deadline, LLMSettings
 from newsdesk.reader import IndexReader
@@ -139,12 +139,13 @@ class Desk:
             return passages
 
     def ask(self, question: str, *, k: int = 5, since: str | date | None = None, until: str | date | None = None,
-            source: str | None = None, prefer: Sequence[str] = (), deadline: float | None = None,
+            source: str | None = None, context: str = "", prefer: Sequence[str] = (), deadline: float | None = None,
             on_partial: Callable[[Answer], None] | None = None) -> Answer:
         """The cited answer to `question`.
 
-        `prefer` names documents to draw from when they match (a chat follow-up prefers the
-        articles the previous answer cited). With a language model configured, the answer is
+        `context` is words to search with besides the question's own, which count for less when
+        the answer is chosen; `prefer` names documents to draw from when they match (a chat
+        follow-up carries the conversation's subject and prefers the articles it cited). With a language model configured, the answer is
         generated and every sentence checked against the passage it cites; it falls back to the
         extractive answer (with a note) when the model fails or nothing it wrote is supported.
         `deadline` is the most seconds that may take (default: the model settings' deadline);
@@ -155,14 +156,20 @@ class Desk:
         filters = _filters(since, until, source)
         _check_k(k)
         limit = Deadline(deadline if deadline is not None else self.llm.settings.deadline) if self.llm else None
-        vector = self.encoder.encode_query(question)
+        context = " ".join(context.split())
+        query = f"{question} {context}".strip()
+        vector = self.encoder.encode_query(query)
         with self.reader.generation() as gen:
             _require_articles(gen)
-            evidence = gather_evidence(gen, question, vector, max(k, self.answering_depth), filters, self.fusion,
+            evidence = gather_evidence(gen, query, vector, max(k, self.answering_depth), filters, self.fusion,
                                        prefer=prefer)
+        if context:
+            evidence = replace(evidence, question=question, context=context)
             if not evidence.passages and filters:
                 _explain_empty(gen, filters)
         extractive = answer(evidence, self.answering)
+        if context:
+            extractive = replace(extractive, query=query)
         if self.llm is None:
             return extractive
         from newsdesk.generate import generated_answer
@@ -194,6 +201,18 @@ class Desk:
     def stats(self) -> IndexStats:
         return index_stats(self.reader)
 
+    def sources(self) -> dict[str, int]:
+        """Source name -> number of articles, most articles first (for autocomplete and filters)."""
+        with self.reader.generation() as gen:
+            return dict(gen.conn.execute(
+                "SELECT source, count(*) FROM docs WHERE source IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1"))
+
+    @property
+    def generation(self) -> int:
+        """The number of the index generation the next question will read."""
+        with self.reader.generation() as gen:
+            return int(gen.manifest["generation"])
+
 
 def index_stats(reader: IndexReader) -> IndexStats:
     """What `newsdesk stats` and the bot's /stats show; needs no model."""
@@ -217,7 +236,7 @@ def gather_evidence(gen: Generation, question: str, vector: np.ndarray, depth: i
     if prefer:
         passages = _preferring(gen, question, vector, passages, prefer, filters, fusion)
     docs = Store.document_texts(gen.conn, sorted({p.doc_id for p in passages})) if passages else {}
-    stems = sorted(set(terms(question)))
+    stems = sorted(set(question_terms(question)))
     idf = idf_from(Store.document_frequencies(gen.conn, stems), gen.manifest["chunks"])
     dimension = gen.manifest["dimension"]
     blobs = Store.sentence_vectors(gen.conn, [p.chunk_id for p in passages])

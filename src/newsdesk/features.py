@@ -19,8 +19,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from newsdesk.keywords import terms, words
-from newsdesk.qtypes import Kind, new_answers, question_kind
+from newsdesk.keywords import question_terms, terms, words
+from newsdesk.qtypes import Kind, amounts, asks_for_money, new_answers, question_kind
 from newsdesk.retrieve import Passage
 from newsdesk.store import DocText
 
@@ -28,8 +28,11 @@ FEATURES = (
     "cover", "cover_plain", "cover_rel", "passage_cover", "sentence_cos", "sentence_cos_rel", "passage_cos",
     "passage_rank", "keyword", "kind_expected", "kind_match", "kind_missing", "kind_match_when", "kind_match_number",
     "kind_match_who", "kind_match_where", "missing_idf", "missing_share", "position", "headline", "length",
-    "new_words", "quote", "title_cover",
+    "new_words", "quote", "title_cover", "bigrams", "rare_match", "matched", "cover_in_passage_rel",
+    "cos_in_passage_rel", "prev_cover", "next_cover", "kind_match_cover", "money_match", "money_missing",
 )
+# How much a word carried from earlier in a conversation counts, against one the question asks.
+CONTEXT_WEIGHT = 0.3
 _QUOTE = re.compile(r"[\"“”]")
 
 
@@ -52,9 +55,13 @@ class Question:
     vector: np.ndarray  # (dimension,)
 
     @classmethod
-    def of(cls, text: str, vector: np.ndarray, idf: Callable[[str], float]) -> Question:
-        q_terms = frozenset(terms(text))
-        return cls(text, question_kind(text), q_terms, {t: idf(t) for t in q_terms}, vector.reshape(-1))
+    def of(cls, text: str, vector: np.ndarray, idf: Callable[[str], float], context: str = "") -> Question:
+        """`context`: words a chat follow-up carries from the conversation. They count, but for less
+        than the follow-up's own words, which say what is asked now."""
+        own = frozenset(question_terms(text))
+        carried = frozenset(question_terms(context)) - own
+        weights = {t: idf(t) for t in own} | {t: CONTEXT_WEIGHT * idf(t) for t in carried}
+        return cls(f"{text} {context}".strip(), question_kind(text), own | carried, weights, vector.reshape(-1))
 
 
 @lru_cache(maxsize=8192)
@@ -65,59 +72,83 @@ def _terms(text: str) -> frozenset[str]:
 def candidates_and_features(question: Question, passages: Sequence[Passage], docs: dict[str, DocText],
                             sentence_vectors: dict[int, np.ndarray]) -> tuple[list[Candidate], np.ndarray]:
     """Each distinct sentence of `passages` (best passage first) and its feature row."""
-    total = sum(question.weights.values()) or 1.0
-    max_idf = max(question.weights.values(), default=1.0) or 1.0
+    weights = question.weights
+    total = sum(weights.values()) or 1.0
+    max_idf = max(weights.values(), default=1.0) or 1.0
+    rarest = max(weights, key=weights.get) if weights else None
+    q_bigrams = _bigrams(question_terms(question.text))
     best_keyword = max((p.keyword or 0.0 for p in passages), default=0.0) or 1.0
+    asked = question.text.lower()
+    expected = question.kind is not Kind.OTHER
+    money = asks_for_money(question.text)
     seen: set[tuple[str, int]] = set()
-    rows: list[list[float]] = []
+    rows: list[dict[str, float]] = []
     out: list[Candidate] = []
-    sims: list[float] = []
-    covers: list[float] = []
     for rank, p in enumerate(passages):
         text = docs[p.doc_id].text
         title_terms = _terms(p.title)
         passage_terms = _terms(p.text) | title_terms
-        passage_cover = sum(question.weights[t] for t in question.terms & passage_terms) / total
-        missing = [question.weights[t] for t in question.terms - passage_terms]
-        missing_idf = max(missing, default=0.0) / max_idf
-        missing_share = sum(missing) / total
-        title_cover = sum(question.weights[t] for t in question.terms & title_terms) / total
+        missing = [weights[t] for t in question.terms - passage_terms]
         vectors = sentence_vectors.get(p.chunk_id)
         first_line_end = text.find("\n")
+        # Per sentence of the passage, before duplicates are dropped: the within-passage comparisons.
+        sentences = [text[a:b] for a, b in p.sentences]
+        stems = [terms(x) for x in sentences]
+        plain = [sum(weights[t] for t in question.terms & set(st)) / total for st in stems]
+        cosines = [float(vectors[i] @ question.vector) if vectors is not None and i < len(vectors) else p.dense
+                   for i in range(len(sentences))]
+        shared = {
+            "passage_cover": sum(weights[t] for t in question.terms & passage_terms) / total,
+            "passage_cos": max(p.dense, 0.0), "passage_rank": 1.0 / (1 + rank),
+            "keyword": (p.keyword or 0.0) / best_keyword, "kind_expected": float(expected),
+            "missing_idf": max(missing, default=0.0) / max_idf, "missing_share": sum(missing) / total,
+            "title_cover": sum(weights[t] for t in question.terms & title_terms) / total,
+        }
         for i, (start, end) in enumerate(p.sentences):
             if (p.doc_id, start) in seen:
                 continue
             seen.add((p.doc_id, start))
-            sentence = text[start:end]
-            s_terms = _terms(sentence)
-            headline = start < first_line_end or first_line_end < 0
-            cover = sum(question.weights[t] for t in question.terms & (s_terms | title_terms)) / total
-            cover_plain = sum(question.weights[t] for t in question.terms & s_terms) / total
-            cos = float(vectors[i] @ question.vector) if vectors is not None and i < len(vectors) else p.dense
-            found = tuple(new_answers(question.kind, sentence, question.text, text)) if question.kind is not Kind.OTHER else ()
-            expected = question.kind is not Kind.OTHER
+            sentence, s_terms = sentences[i], set(stems[i])
+            found = tuple(new_answers(question.kind, sentence, question.text, text)) if expected else ()
             match = 1.0 if found else 0.0
             sentence_words = words(sentence)
-            new = sum(1 for w in sentence_words if w not in question.text.lower()) / max(len(sentence_words), 1)
             line = _sentence_index(text, start)
             out.append(Candidate(p, rank, start, end, line, found))
-            covers.append(cover)
-            sims.append(cos)
-            rows.append([
-                cover, cover_plain, 0.0, passage_cover, cos, 0.0, max(p.dense, 0.0),
-                1.0 / (1 + rank), (p.keyword or 0.0) / best_keyword, float(expected), match,
-                float(expected and not found),
-                match * (question.kind is Kind.DATE), match * (question.kind is Kind.NUMBER),
-                match * (question.kind in (Kind.PERSON, Kind.NAMED)), match * (question.kind is Kind.PLACE),
-                missing_idf, missing_share, 1.0 / (1 + line), float(headline),
-                math.log1p(len(sentence_words)), new, float(bool(_QUOTE.search(sentence))), title_cover,
-            ])
+            rows.append(shared | {
+                "cover": sum(weights[t] for t in question.terms & (s_terms | title_terms)) / total,
+                "cover_plain": plain[i], "sentence_cos": cosines[i], "kind_match": match,
+                "kind_missing": float(expected and not found),
+                "kind_match_when": match * (question.kind is Kind.DATE),
+                "kind_match_number": match * (question.kind is Kind.NUMBER),
+                "kind_match_who": match * (question.kind in (Kind.PERSON, Kind.NAMED)),
+                "kind_match_where": match * (question.kind is Kind.PLACE),
+                "position": 1.0 / (1 + line), "headline": float(start < first_line_end or first_line_end < 0),
+                "length": math.log1p(len(sentence_words)),
+                "new_words": sum(1 for w in sentence_words if w not in asked) / max(len(sentence_words), 1),
+                "quote": float(bool(_QUOTE.search(sentence))),
+                "bigrams": len(q_bigrams & _bigrams(stems[i])) / len(q_bigrams) if q_bigrams else 0.0,
+                "rare_match": float(rarest in s_terms or rarest in title_terms) if rarest else 0.0,
+                "matched": len(question.terms & s_terms) / max(len(question.terms), 1),
+                "cover_in_passage_rel": plain[i] - max(plain),
+                "cos_in_passage_rel": cosines[i] - max(cosines),
+                "prev_cover": plain[i - 1] if i > 0 else 0.0,
+                "next_cover": plain[i + 1] if i + 1 < len(plain) else 0.0,
+                "kind_match_cover": match * plain[i],
+                "money_match": float(money and bool(amounts(sentence))),
+                "money_missing": float(money and not amounts(sentence)),
+            })
     if not rows:
         return [], np.zeros((0, len(FEATURES)), dtype=np.float32)
-    x = np.array(rows, dtype=np.float32)
-    x[:, FEATURES.index("cover_rel")] = np.array(covers) - max(covers)
-    x[:, FEATURES.index("sentence_cos_rel")] = np.array(sims) - max(sims)
-    return out, x
+    covers = [r["cover"] for r in rows]
+    sims = [r["sentence_cos"] for r in rows]
+    for r in rows:
+        r["cover_rel"] = r["cover"] - max(covers)
+        r["sentence_cos_rel"] = r["sentence_cos"] - max(sims)
+    return out, np.array([[r[f] for f in FEATURES] for r in rows], dtype=np.float32)
+
+
+def _bigrams(stems: Sequence[str]) -> set[tuple[str, str]]:
+    return set(zip(stems, stems[1:]))
 
 
 def _sentence_index(text: str, start: int) -> int:

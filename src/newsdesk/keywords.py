@@ -49,6 +49,18 @@ def terms(text: str) -> list[str]:
     return _stemmer().stemWords(words(text))
 
 
+# The scaffolding of questions ("how many", "when did it take place", "what date"): they say what
+# kind of answer is wanted, not what it is about, and an article rarely uses them, so as search
+# terms they would outweigh the words that matter.
+_SCAFFOLD = frozenset({"many", "much", "take", "took", "taken", "place", "happen", "happened", "happens",
+                       "occur", "occurred", "date"})
+
+
+def question_terms(question: str) -> list[str]:
+    """The stems a question is searched and scored with: `terms` without the question scaffolding."""
+    return _stemmer().stemWords([w for w in words(question) if w not in _SCAFFOLD])
+
+
 def fts_query(query_terms: list[str]) -> str | None:
     """An FTS5 MATCH expression that ORs the terms; quoting keeps FTS syntax out of user text."""
     unique = list(dict.fromkeys(query_terms))
@@ -60,6 +72,8 @@ def fts_query(query_terms: list[str]) -> str | None:
 def idf_from(frequencies: dict[str, int], total: int) -> Callable[[str], float]:
     """BM25's IDF; a term the corpus never uses gets the highest weight, so missing it counts."""
     def idf(term: str) -> float:
-        df = frequencies.get(term, 0)
+        # A term no chunk uses weighs as much as one used once: in a small corpus the first would
+        # otherwise outweigh every word the question shares with it.
+        df = max(frequencies.get(term, 0), 1)
         return math.log(1 + (total - df + 0.5) / (df + 0.5))
     return idf

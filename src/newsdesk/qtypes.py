@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
+from functools import lru_cache
 
 from newsdesk.keywords import stopwords, words
 
@@ -112,6 +113,24 @@ def question_kind(question: str) -> Kind:
     return Kind.OTHER
 
 
+_MONEY_QUESTION = re.compile(r"\b(?:cost|costs|price|prices|paid|pay|pays|spend|spent|worth|budget|funding|fund|fine|"
+                             r"fined|salary|revenue|profit|loss|deal|raised|raise|charge|fee|fees|toll|money|euros?|"
+                             r"dollars?|pounds?)\b", re.IGNORECASE)
+MONEY = re.compile(
+    r"[$€£¥]\s?\d[\d,.]*(?:\s?(?:million|billion|trillion|bn|m|k)\b)?"
+    r"|\b\d[\d,.]*\s?(?:million|billion|trillion|thousand|bn|m)?\s?(?:euros?|dollars?|pounds?|yen|francs?|kronor|"
+    r"krona|kroner|rupees?|yuan|pesos?|USD|EUR|GBP|cents?)\b", re.IGNORECASE)
+
+
+def asks_for_money(question: str) -> bool:
+    """"How much did the repairs cost?": an amount of money, not just any number."""
+    return question_kind(question) is Kind.NUMBER and bool(_MONEY_QUESTION.search(question))
+
+
+def amounts(sentence: str) -> list[str]:
+    return [m.group(0) for m in MONEY.finditer(sentence)]
+
+
 def dates(sentence: str) -> list[str]:
     return [m.group(0) for m in DATE.finditer(sentence)]
 
@@ -153,9 +172,16 @@ def _looks_like_name(word: str) -> bool:
 
 
 def _named_elsewhere(word: str, context: str) -> bool:
-    if not context or word.lower() in stopwords():
-        return False
-    return bool(re.search(rf"[\w,;:’'\-)]\s+{re.escape(word)}\b", context))
+    return bool(context) and word.lower() not in stopwords() and word in _mid_sentence_capitals(context)
+
+
+_MID_CAPITAL = re.compile(r"[\w,;:’'\-)]\s+([A-ZÀ-ÖØ-Þ][\w’'\-]*)")
+
+
+@lru_cache(maxsize=256)
+def _mid_sentence_capitals(context: str) -> frozenset[str]:
+    """The capitalised words an article uses in mid-sentence (one pass per article, then cached)."""
+    return frozenset(m.group(1) for m in _MID_CAPITAL.finditer(context))
 
 
 _ATTRIBUTED = re.compile(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from newsdesk.chunk import Chunk
-from newsdesk.keywords import fts_query, terms
+from newsdesk.keywords import fts_query, question_terms, terms
 from newsdesk.load import Document, Skipped, source_offset
 
 # 2: documents carry authors and the map from their text to the source file's offsets.
@@ -264,7 +264,7 @@ class Store:
     def keyword_search(conn: sqlite3.Connection, query: str, limit: int,
                        filters: Filters = Filters()) -> list[tuple[int, float]]:
         """BM25 over the stemmed terms of `query`: (chunk id, score), higher is better."""
-        match = fts_query(terms(query))
+        match = fts_query(question_terms(query))
         if match is None:
             return []
         where, params = filters.sql()

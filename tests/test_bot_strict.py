@@ -1,0 +1,398 @@
+"""What real Discord would break, found by the strict local server: one end-to-end test per bug of issue 12.
+
+Each test drives the real bot (discord.py) through the protocol and asserts on what users see or
+on Discord's answers to the bot's requests (a 404 10062 is "This interaction failed").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest
+from discord_server import (ADMINISTRATOR, READ_HISTORY, SEND_MESSAGES, CommandHidden, FakeDiscord, markdown_spans, pointed_at)
+from llm_server import FakeLLM, Reply, fake_llm
+from test_bot_e2e import (answer_id_of, answer_record, bot_desk, bot_settings, mention, posted_to,  # noqa: F401 (a fixture)
+                          records, running_bot)
+
+from newsdesk import Desk, LLMSettings
+from newsdesk_bot.settings import BotSettings
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+PHISH = "https://a.example/)[Login](https://phish.example"
+
+
+@asynccontextmanager
+async def bot_on(desk: Desk, tmp_path: Path, server: FakeDiscord | None = None,
+                 **changes: Any) -> AsyncIterator[tuple[FakeDiscord, BotSettings]]:
+    """A fresh server (unless given) and the bot connected to it."""
+    own = server is None
+    server = server or FakeDiscord()
+    if own:
+        await server.start()
+    settings = bot_settings(server, desk, tmp_path / "feedback.jsonl", **changes)
+    try:
+        with pointed_at(server):
+            async with running_bot(server, settings, desk):
+                yield server, settings
+    finally:
+        if own:
+            await server.stop()
+
+
+def slow_llm_desk(desk: Desk, llm: FakeLLM) -> Desk:
+    return Desk(desk.settings, desk.encoder, llm=LLMSettings(
+        provider="openai-compatible", model=FakeLLM.MODEL, base_url=llm.openai_url, timeout=30, deadline=20,
+        condense=False))
+
+
+def streamed_sentences(seconds: float) -> Reply:
+    """Three sentences the library article supports, streamed over `seconds`."""
+    text = ("The Riverside public library reopened on Monday after eight months of repairs [1]. "
+            "The repairs cost 1.3 million euros [1]. The library now opens at 8 a.m. on weekdays [1].")
+    return Reply(text, delay=seconds / len(text.split(" ")))
+
+
+def slow_reply(seconds: float) -> Reply:
+    words = "The library reopened on Monday after repairs [1].".split(" ")
+    return Reply(" ".join(words), delay=seconds / len(words))
+
+
+def edits_of(server: FakeDiscord, interaction: dict, mark: int = 0) -> list:
+    return [r for r in server.since(mark, "PATCH") if interaction["token"] in r.path]
+
+
+def spans_seen(server: FakeDiscord, message: dict) -> list[tuple[str, str]]:
+    """Every link, mention and formatting span Discord renders in a message, embeds included."""
+    stored = server.stored(message["channel_id"], message["id"])
+    texts = [stored["content"]] + [e.get("description") or "" for e in server.seen_embeds(stored)]
+    texts += [f["value"] for e in server.seen_embeds(stored) for f in e.get("fields") or []]
+    return [s for t in texts for s in markdown_spans(t)]
+
+
+# -- 1. same-url source cards ------------------------------------------------------------------
+async def test_every_cited_quote_is_visible_when_all_come_from_one_article(bot_desk: Desk, tmp_path: Path) -> None:
+    async with bot_on(bot_desk, tmp_path) as (s, settings):
+        _, reply, _ = await mention(s, "When did the library reopen?")  # two quotes of one article
+        record = answer_record(settings, answer_id_of(reply.json))
+        assert len(record["citations"]) >= 2 and len({c["url"] for c in record["citations"]}) == 1
+        seen = s.seen_embeds(s.stored(reply.response["channel_id"], reply.response["id"]))
+        text = "\n".join(f"{e.get('title', '')}\n{e.get('description', '')}" for e in seen)
+        for c in record["citations"]:
+            assert f"[{c['n']}]" in text, f"source [{c['n']}] is hidden by the Discord client"
+            assert c["quote"][:60].replace("*", "\\*") in text
+
+
+# -- 2. votes under load -----------------------------------------------------------------------
+async def test_a_vote_is_acknowledged_within_3_seconds_while_both_workers_answer(bot_desk: Desk,
+                                                                                 tmp_path: Path) -> None:
+    with fake_llm() as llm:
+        llm.script(slow_reply(0), slow_reply(6), slow_reply(6))
+        desk = slow_llm_desk(bot_desk, llm)
+        async with bot_on(desk, tmp_path, workers=2) as (s, _):
+            first = await s.slash("ask", {"question": "When did the library reopen?"}, user=s.user("a"))
+            done = await s.wait_for(lambda r: r.method == "PATCH" and first["token"] in r.path
+                                    and "components" in (r.json or {}), what="the first answer")
+            for who in ("b", "c"):  # both workers busy for 6 s
+                await s.slash("ask", {"question": "When did the library reopen?"}, user=s.user(who))
+            await asyncio.sleep(0.5)
+            mark = len(s.requests)
+            click = await s.click(done.response, f"newsdesk:vote:up:{answer_id_of(done.json)}", user=s.user("v"))
+            ack = await s.wait_for(lambda r: click["token"] in r.path and "/callback" in r.path, since=mark)
+            assert ack.status == 200, ack.response  # 404 10062 is "This interaction failed"
+
+
+# -- 3. the 15-minute token --------------------------------------------------------------------
+async def test_a_queued_question_is_told_it_waits_and_never_outlives_its_token(bot_desk: Desk,
+                                                                               tmp_path: Path) -> None:
+    with fake_llm() as llm:
+        llm.script(slow_reply(8))
+        desk = slow_llm_desk(bot_desk, llm)
+        async with bot_on(desk, tmp_path, workers=1, max_queue=1) as (s, settings):
+            running = await s.slash("ask", {"question": "When did the library reopen?"}, user=s.user("a"))
+            await s.wait_for(lambda r: running["token"] in r.path and "/callback" in r.path)
+            await asyncio.sleep(0.3)
+            queued = await s.slash("ask", {"question": "Who paid for the repairs?"}, user=s.user("b"))
+            notice = await s.wait_for(lambda r: r.method == "PATCH" and queued["token"] in r.path,
+                                      what="a note that the question is queued")
+            assert notice.json["content"].endswith("1 question is ahead of yours; I'll answer here when it's your turn.")
+            # the queue is full: a third question is turned away at once, privately
+            mark = len(s.requests)
+            full = await s.slash("ask", {"question": "What did the volunteers do?"}, user=s.user("c"))
+            refusal = await s.wait_for(lambda r: full["token"] in r.path, since=mark)
+            assert refusal.json["type"] == 4 and refusal.json["data"]["flags"] == 64
+            assert refusal.json["data"]["content"] == ("I'm answering as many questions as I can right now: "
+                                                       "please ask again in a minute.")
+
+            s.advance(13.5 * 60)  # the queued question's token is about to expire
+            gave_up = await s.wait_for(lambda r: r.method == "PATCH" and queued["token"] in r.path
+                                       and "too busy" in (r.json or {}).get("content", ""), since=mark,
+                                       what="an apology before the token expires")
+            assert gave_up.status == 200
+            assert s.original(queued)["content"].endswith(
+                "Sorry, I was too busy to answer this in time: please ask again.")
+            await s.wait_for(lambda r: r.method == "PATCH" and running["token"] in r.path
+                             and "components" in (r.json or {}), since=mark, what="the first answer", timeout=30)
+            assert "Who paid for the repairs?" not in [r["question"] for r in records(settings, "answer")]
+            assert not [r for r in s.since(0) if queued["token"] in r.path and r.status == 401]
+
+
+async def test_a_long_reindex_reports_by_dm_when_its_token_runs_out(bot_desk: Desk, embedder,
+                                                                   tmp_path: Path) -> None:
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    shutil.copytree(bot_desk.settings.corpus_dir, corpus)
+    shutil.copytree(bot_desk.settings.index_dir, index)
+    desk = Desk.open(index, corpus=corpus)
+    for i in range(60):
+        (corpus / "wire" / f"market-{i}.txt").write_text(
+            f"Fish market report {i}\n\n" + " ".join(f"Stall {j} sold {i * j} crates of herring and cod "
+                                                    f"before noon on market day {i}." for j in range(10)),
+            encoding="utf-8")
+    async with bot_on(desk, tmp_path, admin_roles=frozenset()) as (s, _):
+        mark = len(s.requests)
+        interaction = await s.slash("reindex", user=s.owner)
+        await s.wait_for(lambda r: interaction["token"] in r.path and "/callback" in r.path, since=mark)
+        s.advance(14 * 60)
+        note = await s.wait_for(lambda r: r.method == "PATCH" and interaction["token"] in r.path, since=mark,
+                                what="a note that the result comes by DM")
+        assert "direct message" in note.json["content"] and note.status == 200
+        s.advance(2 * 60)
+        dm = await s.wait_for(lambda r: r.method == "POST" and r.path == "/users/@me/channels", since=mark,
+                              timeout=120)
+        assert str(dm.json["recipient_id"]) == s.owner["id"]
+        result = await s.wait_for(posted_to(dm.response["id"]), since=mark, timeout=120)
+        assert "60 added" in result.json["content"]
+        assert not [r for r in s.since(mark) if r.status == 401]
+
+
+# -- 4. masked-link injection ------------------------------------------------------------------
+async def test_an_article_url_or_title_cannot_add_a_link(bot_desk: Desk, tmp_path: Path) -> None:
+    async with bot_on(bot_desk, tmp_path) as (s, settings):
+        _, reply, _ = await mention(s, "When does the last ferry to the islands leave this winter?")
+        record = answer_record(settings, answer_id_of(reply.json))
+        assert PHISH in [c["url"] for c in record["citations"] + record["related"]]
+        links = [text for kind, text in spans_seen(s, reply.response) if kind in ("masked_link", "link", "autolink")]
+        targets = [urlsplit(text.split(" -> ")[-1]).hostname for text in links]
+        assert "phish.example" not in targets, links
+        assert set(targets) <= {urlsplit(c["url"]).hostname for c in record["citations"] + record["related"]
+                                if c["url"]}
+        # one link per related article that has a URL, and no other masked link
+        assert len([k for k, _ in spans_seen(s, reply.response) if k == "masked_link"]) == \
+            len([r for r in record["related"] if r["url"]])
+
+
+# -- 5. /reindex -------------------------------------------------------------------------------
+async def test_reindex_is_hidden_from_members_and_owner_only_without_admin_roles(bot_desk: Desk,
+                                                                                 tmp_path: Path) -> None:
+    async with bot_on(bot_desk, tmp_path, admin_roles=frozenset()) as (s, _):
+        with pytest.raises(CommandHidden):
+            await s.slash("reindex", user=s.user("member"))
+        mark = len(s.requests)
+        other_admin = await s.slash("reindex", user=s.user("admin-of-some-guild"), permissions=ADMINISTRATOR)
+        refusal = await s.wait_for(lambda r: other_admin["token"] in r.path, since=mark)
+        assert refusal.json["data"]["content"] == "Sorry, only the bot's admins can update the index."
+        mark = len(s.requests)
+        owner = await s.slash("reindex", user=s.owner)
+        done = await s.wait_for(lambda r: r.method == "PATCH" and owner["token"] in r.path, since=mark, timeout=60)
+        assert done.json["content"].startswith("Updated the index")
+
+
+async def test_two_reindex_calls_at_once_run_one_update(bot_desk: Desk, embedder, tmp_path: Path) -> None:
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    shutil.copytree(bot_desk.settings.corpus_dir, corpus)
+    shutil.copytree(bot_desk.settings.index_dir, index)
+    desk = Desk.open(index, corpus=corpus)
+    async with bot_on(desk, tmp_path) as (s, _):
+        mark = len(s.requests)
+        first, second = await asyncio.gather(*(s.slash("reindex", user=s.user(n), roles=[s.admin_role_id])
+                                               for n in ("one", "two")))
+        replies = []
+        for i in (first, second):
+            replies.append(await s.wait_for(
+                lambda r, t=i["token"]: t in r.path and (r.method == "PATCH" or (r.json or {}).get("type") == 4),
+                since=mark, timeout=60))
+        texts = sorted((r.json.get("content") or r.json.get("data", {}).get("content", "")) for r in replies)
+        assert texts[0] == "An update is already running; I'll have the new articles when it finishes."
+        assert texts[1].startswith("Updated the index")
+
+
+# -- 6. thread memory of multi-page answers ----------------------------------------------------
+async def test_a_multi_page_answer_keeps_its_question_in_thread_memory_after_a_restart(bot_desk: Desk,
+                                                                                        tmp_path: Path) -> None:
+    server = FakeDiscord()
+    await server.start()
+    try:
+        user = server.user("reader")
+        async with bot_on(bot_desk, tmp_path, server=server) as (s, _):
+            mark = len(s.requests)
+            await s.user_message(f"<@{s.bot_id}> What does the harbour dredging plan do?", author=user,
+                                 mentions=[s.bot_user])
+            thread = await s.wait_for(lambda r: r.path.endswith("/threads"), since=mark, what="a thread")
+            pages = s.since(mark, "POST", f"/channels/{s.news_channel_id}/messages")
+            assert len(pages) == 2
+            thread_id = thread.response["id"]
+            await s.wait_for(posted_to(thread_id), since=mark)
+        async with bot_on(bot_desk, tmp_path, server=server) as (s, _):
+            mark = len(s.requests)
+            await s.user_message("How long will it take?", author=user, channel_id=int(thread_id))
+            answer = await s.wait_for(lambda r: posted_to(thread_id)(r) and r.json.get("components"), since=mark)
+            assert "-# Searched for: How long will it take? harbour dredging plan" in answer.json["content"]
+    finally:
+        await server.stop()
+
+
+# -- 7. replies to deleted messages, no Read Message History -----------------------------------
+async def test_a_deleted_question_still_gets_its_answer(bot_desk: Desk, tmp_path: Path) -> None:
+    async with bot_on(bot_desk, tmp_path) as (s, _):
+        mark = len(s.requests)
+        asked = await s.user_message(f"<@{s.bot_id}> How many votes did the tram extension get?",
+                                     author=s.user("shy"), mentions=[s.bot_user])
+        await s.delete_message(asked)
+        answer = await s.wait_for(lambda r: posted_to(s.news_channel_id)(r) and r.status == 200, since=mark)
+        assert "31 to 9" in answer.json["content"] and "message_reference" not in answer.response
+
+
+async def test_without_read_message_history_answers_are_plain_messages(bot_desk: Desk, tmp_path: Path) -> None:
+    server = FakeDiscord()
+    await server.start()
+    no_history = server.add_channel("no-history", deny={int(server.bot_role()["id"]): READ_HISTORY})
+    try:
+        async with bot_on(bot_desk, tmp_path, server=server, allowed_channels=frozenset({no_history})) as (s, _):
+            mark = len(s.requests)
+            await s.user_message(f"<@{s.bot_id}> How many votes did the tram extension get?",
+                                 author=s.user("r"), channel_id=no_history, mentions=[s.bot_user])
+            answer = await s.wait_for(lambda r: posted_to(no_history)(r) and r.status == 200, since=mark)
+            assert "31 to 9" in answer.json["content"]
+            assert not [r for r in s.since(mark) if r.status >= 400 and r.path.startswith("/channels")]
+    finally:
+        await server.stop()
+
+
+async def test_a_locked_thread_gets_no_reply_attempts(bot_desk: Desk, tmp_path: Path) -> None:
+    async with bot_on(bot_desk, tmp_path) as (s, _):
+        user = s.user("reader")
+        _, reply, _ = await mention(s, "How much did the Riverside library repairs cost?", user=user)
+        thread_id = int(reply.response["id"])
+        await s.archive_thread(thread_id, locked=True)
+        mark = len(s.requests)
+        await s.user_message(f"<@{s.bot_id}> When did it reopen?", author=s.owner, channel_id=thread_id,
+                             mentions=[s.bot_user])
+        await mention(s, "How many votes did the tram extension get?")
+        await asyncio.sleep(1.0)  # messages are handled concurrently: give the one in the thread its time
+        assert not [(r.method, r.path, r.status) for r in s.since(mark) if r.status >= 400]
+        assert not [r for r in s.since(mark) if str(thread_id) in r.path and r.method == "POST"]
+
+
+# -- 8. bounded memory, LRU, command sync ------------------------------------------------------
+async def test_the_session_cache_keeps_the_conversation_in_use(bot_desk: Desk, tmp_path: Path) -> None:
+    async with bot_on(bot_desk, tmp_path, max_conversations=2, rate_limit=0) as (s, _):
+        user = s.user("busy")
+        threads = []
+        for q in ("How much did the Riverside library repairs cost?", "How many votes did the tram extension get?"):
+            _, reply, _ = await mention(s, q, user=user)
+            threads.append(reply.response["id"])
+        a, _ = threads
+        mark = len(s.requests)
+        await s.user_message("When did it reopen?", author=user, channel_id=int(a))
+        await s.wait_for(lambda r: posted_to(a)(r) and r.json.get("components"), since=mark)
+        await mention(s, "How many people were treated for heat exhaustion in Valdor?", user=user)
+        mark = len(s.requests)
+        await s.user_message("Who paid for it?", author=user, channel_id=int(a))
+        await s.wait_for(lambda r: posted_to(a)(r) and r.json.get("components"), since=mark)
+        assert not s.since(mark, "GET", f"/channels/{a}/messages"), "the conversation in use was evicted"
+
+
+async def test_commands_are_synced_only_when_they_change_and_never_left_twice(bot_desk: Desk,
+                                                                             tmp_path: Path) -> None:
+    server = FakeDiscord()
+    await server.start()
+    try:
+        async with bot_on(bot_desk, tmp_path, server=server, command_guilds=frozenset()):
+            pass
+        assert [r.path for r in server.requests if r.method == "PUT"] == [f"/applications/{server.app_id}/commands"]
+        mark = len(server.requests)
+        async with bot_on(bot_desk, tmp_path, server=server, command_guilds=frozenset()):
+            pass
+        assert not server.since(mark, "PUT"), "the same commands were registered again"
+        async with bot_on(bot_desk, tmp_path, server=server, command_guilds=frozenset({server.guild_id})):
+            names = [c["name"] for c in server.visible_commands(server.guild_id)]
+            assert sorted(names) == sorted(set(names)), f"members see duplicates: {names}"
+        async with bot_on(bot_desk, tmp_path, server=server, command_guilds=frozenset()):
+            names = [c["name"] for c in server.visible_commands(server.guild_id)]
+            assert sorted(names) == sorted(set(names)), f"members see duplicates: {names}"
+            assert server.global_commands
+    finally:
+        await server.stop()
+
+
+# -- the stricter server's other rules ---------------------------------------------------------
+async def test_streamed_edits_survive_429s(bot_desk: Desk, tmp_path: Path) -> None:
+    with fake_llm() as llm:
+        llm.script(streamed_sentences(4))
+        desk = slow_llm_desk(bot_desk, llm)
+        # one edit per 1.5 s, a limit Discord does not announce in headers: only 429s tell the bot
+        server = FakeDiscord(hidden_limits={"PATCH /webhooks/{app}/{token}/messages/@original": (1, 1.5)})
+        await server.start()
+        try:
+            async with bot_on(desk, tmp_path, server=server) as (s, _):
+                interaction = await s.slash("ask", {"question": "When did the library reopen?"}, user=s.user("x"))
+                final = await s.wait_for(lambda r: r.method == "PATCH" and interaction["token"] in r.path
+                                         and r.status == 200 and "components" in (r.json or {}), timeout=40)
+                assert final.json["components"]
+                limited = [r for r in edits_of(s, interaction) if r.status == 429]
+                assert limited and all(r.response["retry_after"] > 0 for r in limited)
+                assert "1.3 million euros" in s.original(interaction)["content"]
+                assert s.original(interaction)["components"]
+        finally:
+            await server.stop()
+
+
+async def test_a_reconnect_request_is_resumed_and_nothing_is_missed(bot_desk: Desk, tmp_path: Path) -> None:
+    async with bot_on(bot_desk, tmp_path) as (s, _):
+        identified = len(s.identifies)
+        session = await s.request_reconnect()
+        mark = len(s.requests)
+        await s.user_message(f"<@{s.bot_id}> How many votes did the tram extension get?", author=s.user("r"),
+                             mentions=[s.bot_user])  # sent while the bot reconnects: replayed on resume
+        answer = await s.wait_for(posted_to(s.news_channel_id), since=mark, what="an answer after the resume")
+        assert "31 to 9" in answer.json["content"]
+        assert len(s.identifies) == identified and session.resumes == 1
+        assert s.resumes[-1]["path"] == "/resume" and s.resumes[-1]["session_id"] == session.id
+
+
+async def test_an_archived_thread_reopens_for_a_follow_up(bot_desk: Desk, tmp_path: Path) -> None:
+    async with bot_on(bot_desk, tmp_path) as (s, _):
+        user = s.user("reader")
+        _, reply, _ = await mention(s, "How much did the Riverside library repairs cost?", user=user)
+        thread_id = reply.response["id"]
+        await s.archive_thread(int(thread_id))
+        mark = len(s.requests)
+        await s.user_message("When did it reopen?", author=user, channel_id=int(thread_id))
+        answer = await s.wait_for(lambda r: posted_to(thread_id)(r) and r.json.get("components"), since=mark)
+        assert answer.status == 200 and not s.channels[int(thread_id)]["thread_metadata"]["archived"]
+
+
+async def test_without_send_messages_the_bot_stays_quiet_and_says_why_in_the_log(
+        bot_desk: Desk, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    server = FakeDiscord()
+    await server.start()
+    mute = server.add_channel("read-only", deny={int(server.bot_role()["id"]): SEND_MESSAGES})
+    try:
+        async with bot_on(bot_desk, tmp_path, server=server, allowed_channels=frozenset()) as (s, _):
+            mark = len(s.requests)
+            await s.user_message(f"<@{s.bot_id}> How many votes did the tram extension get?", author=s.user("r"),
+                                 channel_id=mute, mentions=[s.bot_user])
+            await mention(s, "How many votes did the tram extension get?")
+            await asyncio.sleep(1.0)  # messages are handled concurrently: give the first its time
+            assert not [r for r in s.since(mark) if str(mute) in r.path]
+            assert "lacks 'Send Messages' there" in caplog.text
+    finally:
+        await server.stop()
