@@ -80,6 +80,10 @@ def candidates_and_features(question: Question, passages: Sequence[Passage], doc
     best_keyword = max((p.keyword or 0.0 for p in passages), default=0.0) or 1.0
     asked = question.text.lower()
     expected = question.kind is not Kind.OTHER
+    # On the training questions a date or an amount is in 82% of the sentences that answer a
+    # "when"/"how many" question and in about 26% of the others; a capitalised name is in 80-96% of
+    # both for "where"/"which", so for those the kind features would only add noise.
+    weighed = question.kind in (Kind.DATE, Kind.NUMBER, Kind.PERSON)
     money = asks_for_money(question.text)
     seen: set[tuple[str, int]] = set()
     rows: list[dict[str, float]] = []
@@ -100,7 +104,7 @@ def candidates_and_features(question: Question, passages: Sequence[Passage], doc
         shared = {
             "passage_cover": sum(weights[t] for t in question.terms & passage_terms) / total,
             "passage_cos": max(p.dense, 0.0), "passage_rank": 1.0 / (1 + rank),
-            "keyword": (p.keyword or 0.0) / best_keyword, "kind_expected": float(expected),
+            "keyword": (p.keyword or 0.0) / best_keyword, "kind_expected": float(weighed),
             "missing_idf": max(missing, default=0.0) / max_idf, "missing_share": sum(missing) / total,
             "title_cover": sum(weights[t] for t in question.terms & title_terms) / total,
         }
@@ -110,14 +114,14 @@ def candidates_and_features(question: Question, passages: Sequence[Passage], doc
             seen.add((p.doc_id, start))
             sentence, s_terms = sentences[i], set(stems[i])
             found = tuple(new_answers(question.kind, sentence, question.text, text)) if expected else ()
-            match = 1.0 if found else 0.0
+            match = 1.0 if found and weighed else 0.0
             sentence_words = words(sentence)
             line = _sentence_index(text, start)
             out.append(Candidate(p, rank, start, end, line, found))
             rows.append(shared | {
                 "cover": sum(weights[t] for t in question.terms & (s_terms | title_terms)) / total,
                 "cover_plain": plain[i], "sentence_cos": cosines[i], "kind_match": match,
-                "kind_missing": float(expected and not found),
+                "kind_missing": float(weighed and not found),
                 "kind_match_when": match * (question.kind is Kind.DATE),
                 "kind_match_number": match * (question.kind is Kind.NUMBER),
                 "kind_match_who": match * (question.kind in (Kind.PERSON, Kind.NAMED)),
