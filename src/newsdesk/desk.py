@@ -237,7 +237,7 @@ def gather_evidence(gen: Generation, question: str, vector: np.ndarray, depth: i
         passages = _preferring(gen, question, vector, passages, prefer, filters, fusion)
     docs = Store.document_texts(gen.conn, sorted({p.doc_id for p in passages})) if passages else {}
     stems = sorted(set(question_terms(question)))
-    idf = idf_from(Store.document_frequencies(gen.conn, stems), gen.manifest["chunks"])
+    idf = idf_from(gen.document_frequencies(stems), gen.manifest["chunks"])
     dimension = gen.manifest["dimension"]
     blobs = Store.sentence_vectors(gen.conn, [p.chunk_id for p in passages])
     sentence_vectors = {i: dequantize_sentences(b, dimension) for i, b in blobs.items()}

@@ -25,12 +25,14 @@ from newsdesk.chunk import Chunk, Chunker
 from newsdesk.config import Settings
 from newsdesk.embed import Encoder, OnnxEncoder, copy_encoder, quantize_sentences
 from newsdesk.errors import IndexMismatch
+from newsdesk.keyword_index import KeywordIndex, day_number
+from newsdesk.keywords import terms
 from newsdesk.layout import (begin_build, building_store, current_store, discard_build, publish, remove_other_stores,
                              writer_lock)
 from newsdesk.load import Document, LoadResult, Skipped, load_file, require_corpus
 from newsdesk.scan import Scan, scan_corpus
 from newsdesk.store import FORMAT_VERSION, Store
-from newsdesk.vectors import new_segment, read_segment, write_segment
+from newsdesk.vectors import ANN_THRESHOLD, new_segment, read_segment, segment_files, write_segment
 
 log = logging.getLogger("newsdesk.index")
 
@@ -117,15 +119,18 @@ def update_index(
         live = current_store(index_dir)
         store, fresh, resumed = _writable_store(settings, encoder, index_dir, rebuild=rebuild or live is None)
         remove_unreferenced_segments(store)
+        keywords = KeywordIndex(store.folder / "keywords", create=not (store.folder / "keywords").exists())
+        purge(store, keywords)
         # Files that could not be read are tried again on every run: a permission fixed with chmod
         # or the other file of a duplicate id removed changes nothing the scan could see.
         problem_files = {p.path for p in Store.problems(store.conn)}
         scan = scan_corpus(settings.corpus_dir, Store.files(store.conn), settle, retry=problem_files,
                            follow_symlinks=settings.follow_symlinks)
-        report = _apply(store, scan, encoder, settings, progress, on_batch)
+        report = _apply(store, keywords, scan, encoder, settings, progress, on_batch)
         report.skipped = [*scan.problems, *report.skipped]
         report.rebuilt, report.resumed = fresh, resumed
         compact(store, everything=fresh)
+        keywords.close()
         store.close()
         if fresh:
             publish(index_dir, store.folder)
@@ -185,7 +190,7 @@ class _Pending:
         return not (self.docs or self.removals or self.files or self.gone)
 
 
-def _apply(store: Store, scan: Scan, encoder: Encoder, settings: Settings,
+def _apply(store: Store, keywords: KeywordIndex, scan: Scan, encoder: Encoder, settings: Settings,
            progress: bool, on_batch: Callable[[int], None] | None) -> UpdateReport:
     report = UpdateReport(ignored=scan.ignored, deferred=scan.deferred)
     chunker: Chunker | None = None  # made on first use: loading the sentence splitter takes seconds
@@ -206,7 +211,7 @@ def _apply(store: Store, scan: Scan, encoder: Encoder, settings: Settings,
         t0 = time.perf_counter()
         vectors, sentence_vectors = encoder.encode_passages(texts, spans, progress=progress)
         report.embed_seconds += time.perf_counter() - t0
-        _commit_batch(store, pending, vectors, sentence_vectors)
+        _commit_batch(store, keywords, pending, vectors, sentence_vectors)
         report.chunks_embedded += len(texts)
         report.warnings += pending.warnings
         if on_batch and pending.docs:
@@ -270,16 +275,35 @@ def _load(root: Path, rel: str) -> LoadResult:
     return load_file(root / rel, root)
 
 
-def _commit_batch(store: Store, pending: _Pending, vectors: np.ndarray, sentence_vectors: list[np.ndarray]) -> None:
+def _commit_batch(store: Store, keywords: KeywordIndex, pending: _Pending, vectors: np.ndarray,
+                  sentence_vectors: list[np.ndarray]) -> None:
+    """One batch: the vector segment and the keyword entries first, then the SQLite transaction
+    that makes them part of the index. A crash before that transaction leaves files and keyword
+    entries no generation refers to; the next update removes them."""
     manifest = store.manifest()
     generation = manifest["generation"] + 1
     first_id = manifest["next_chunk_id"]
     ids = np.arange(first_id, first_id + len(vectors), dtype=np.int64)
     segment = f"seg-{generation:06d}"
     if len(vectors):
+        with store.transaction() as conn:  # source names get their numbers (a harmless dictionary)
+            numbers = {doc.source: Store.source_number(conn, doc.source, create=True) for doc, _ in pending.docs}
+        days = np.array([day_number(doc.published) for doc, chunks in pending.docs for _ in chunks], dtype=np.int32)
+        sources = np.array([numbers[doc.source] for doc, chunks in pending.docs for _ in chunks], dtype=np.int32)
         # Written and fsynced before the transaction that references it: a crash in between
         # leaves an unreferenced file, never a reference to a missing one.
-        write_segment(new_segment(segment, ids, vectors), store.folder / "segments")
+        write_segment(new_segment(segment, ids, vectors, days, sources, ann_threshold=ANN_THRESHOLD),
+                      store.folder / "segments")
+        rows = []
+        pos = 0
+        for doc, doc_chunks in pending.docs:
+            title = " ".join(terms(doc.title))
+            day = day_number(doc.published)
+            for c in doc_chunks:
+                rows.append((int(ids[pos]), " ".join(terms(c.text)), title, day, doc.source, doc.doc_id))
+                pos += 1
+        keywords.add(rows)
+        keywords.commit()
     fingerprint = int(manifest["fingerprint"], 16)
     documents, chunks = manifest["documents"], manifest["chunks"]
     with store.transaction() as conn:
@@ -307,6 +331,21 @@ def _commit_batch(store: Store, pending: _Pending, vectors: np.ndarray, sentence
         )
 
 
+def purge(store: Store, keywords: KeywordIndex) -> None:
+    """Remove from the keyword index what no generation may see any more: entries of chunks at
+    or above next_chunk_id (written by a batch that crashed before its commit) and of chunks
+    deleted by earlier updates. Runs at the start of an update, under the writer lock."""
+    manifest = store.manifest()
+    dead = Store.dead_in_keywords(store.conn)
+    keywords.delete_from(manifest["next_chunk_id"])
+    keywords.delete(dead)
+    keywords.commit()
+    if dead:
+        with store.transaction() as conn:
+            conn.executemany("UPDATE dead SET keywords = 0 WHERE id = ?", [(i,) for i in dead])
+            conn.execute("DELETE FROM dead WHERE segment = '' AND keywords = 0")
+
+
 def document_print(doc_id: str, content_hash: str) -> int:
     """A document's share of the corpus fingerprint: XOR-ed in and out as documents come and go."""
     return int.from_bytes(hashlib.sha256(f"{doc_id}\0{content_hash}".encode()).digest()[:16], "big")
@@ -316,7 +355,8 @@ def compact(store: Store, *, everything: bool = False) -> bool:
     """Merge small segments into one and drop the vectors of deleted chunks.
 
     The large base segment is left alone unless `everything` (a fresh build), so the cost of
-    a merge stays proportional to recent updates, not to the index.
+    a merge stays proportional to recent updates, not to the index. A merge as large as
+    ANN_THRESHOLD becomes an approximate segment.
     """
     folder = store.folder / "segments"
     sizes = dict(store.conn.execute("SELECT name, vectors FROM segments"))
@@ -329,25 +369,26 @@ def compact(store: Store, *, everything: bool = False) -> bool:
         chosen = sorted(name for name, n in sizes.items() if n < largest / 4) or sorted(sizes)
     if len(chosen) < 2:
         return False
-    live = store.conn.execute(
-        f"SELECT id FROM chunks WHERE segment IN ({','.join('?' * len(chosen))})", chosen).fetchall()
-    live_ids = np.array([r[0] for r in live], dtype=np.int64)
-    parts_ids, parts_vectors = [], []
+    marks = ",".join("?" * len(chosen))
+    live_ids = np.array([r[0] for r in store.conn.execute(
+        f"SELECT id FROM chunks WHERE segment IN ({marks})", chosen)], dtype=np.int64)
+    parts: list[tuple[np.ndarray, ...]] = []
     for name in chosen:
         segment = read_segment(name, folder)
-        ids = segment.ids
-        keep = np.isin(ids, live_ids)
-        parts_ids.append(ids[keep])
-        parts_vectors.append(segment.vectors()[keep])
+        keep = np.isin(segment.ids, live_ids)
+        parts.append((segment.ids[keep], segment.vectors()[keep].copy(), segment.days[keep], segment.sources[keep]))
+        del segment
     manifest = store.manifest()
     generation = manifest["generation"] + 1
-    merged = new_segment(f"seg-{generation:06d}", np.concatenate(parts_ids), np.concatenate(parts_vectors))
+    merged = new_segment(f"seg-{generation:06d}", *(np.concatenate([p[i] for p in parts]) for i in range(4)))
+    del parts
     write_segment(merged, folder)
     with store.transaction() as conn:
-        marks = ",".join("?" * len(chosen))
         conn.execute(f"UPDATE chunks SET segment = ? WHERE segment IN ({marks})", [merged.name, *chosen])
         conn.execute(f"DELETE FROM segments WHERE name IN ({marks})", chosen)
-        conn.execute("INSERT INTO segments(name, vectors) VALUES (?, ?)", (merged.name, merged.index.ntotal))
+        conn.execute(f"UPDATE dead SET segment = '' WHERE segment IN ({marks})", chosen)
+        conn.execute("DELETE FROM dead WHERE segment = '' AND keywords = 0")
+        conn.execute("INSERT INTO segments(name, vectors) VALUES (?, ?)", (merged.name, merged.size))
         vectors = conn.execute("SELECT coalesce(sum(vectors), 0) FROM segments").fetchone()[0]
         Store.set_meta(conn, generation=generation, updated=_now(), vectors=vectors)
     remove_unreferenced_segments(store)
@@ -357,8 +398,9 @@ def compact(store: Store, *, everything: bool = False) -> bool:
 def remove_unreferenced_segments(store: Store) -> None:
     """Segment files no generation refers to: merged away, or written by a crashed update."""
     names = {r[0] for r in store.conn.execute("SELECT name FROM segments")}
+    wanted = {f for name in names for f in segment_files(name)}
     for path in (store.folder / "segments").iterdir():
-        if path.name.startswith(".") or path.stem not in names:
+        if path.name not in wanted:
             path.unlink(missing_ok=True)
 
 

@@ -1,8 +1,11 @@
 """Follow the live index generation: every question reads one consistent, committed generation.
 
 A reader holds a SQLite read transaction for the length of one question, so an update that
-commits meanwhile is seen by the next question, not halfway through this one. FAISS segments
-are immutable and cached by name; a new generation loads only the segments it added.
+commits meanwhile is seen by the next question, not halfway through this one. FAISS segments are
+immutable and cached by name; a new generation loads only the segments it added, and the masks
+of chunks deleted since. The keyword index is reloaded once per new generation; what it holds
+beyond the generation (a batch being written) is cut off by chunk id, and what the generation
+deleted is dropped by the answer's chunk lookup.
 """
 
 from __future__ import annotations
@@ -13,11 +16,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from newsdesk.errors import IndexMissing
+from newsdesk.keyword_index import KeywordIndex
 from newsdesk.layout import current_store
 from newsdesk.retrieve import Generation
 from newsdesk.store import Store
 from newsdesk.vectors import Segment, read_segment
+
+# Errors that mean "a merge or a rebuild removed files this snapshot listed": FAISS raises
+# RuntimeError for a file that is gone, numpy FileNotFoundError, SQLite OperationalError.
+_RACING = (FileNotFoundError, RuntimeError, OSError, sqlite3.OperationalError, ValueError)
+ATTEMPTS = 5
 
 
 class IndexReader:
@@ -26,9 +37,10 @@ class IndexReader:
         self.hint = hint
         self._lock = threading.Lock()
         self._store: Store | None = None
+        self._keywords: KeywordIndex | None = None
         self._segments: dict[str, Segment] = {}
+        self._alive: dict[str, np.ndarray] = {}
         self._generation: int | None = None
-        self._dead = 0
         self.store  # fail now, not at the first question, when there is no index
 
     @property
@@ -38,16 +50,17 @@ class IndexReader:
             raise IndexMissing(f"no index in {self.index_dir}: {self.hint}")
         with self._lock:
             if self._store is None or self._store.folder != folder:
-                self._store = Store(folder)  # a rebuild switched stores: start over
-                self._segments, self._generation = {}, None
+                self._store = Store(folder, readonly=True)  # a rebuild switched stores: start over
+                self._keywords = None
+                self._segments, self._alive, self._generation = {}, {}, None
             return self._store
 
     @contextmanager
     def generation(self) -> Iterator[Generation]:
-        for attempt in range(3):
+        for attempt in range(ATTEMPTS):
+            store = self.store
+            conn = store.conn
             try:
-                store = self.store
-                conn = store.conn
                 conn.execute("BEGIN")
                 try:
                     view = self._sync(store, conn)
@@ -55,13 +68,13 @@ class IndexReader:
                     conn.execute("COMMIT")
                     raise
                 break
-            except (FileNotFoundError, RuntimeError, sqlite3.OperationalError):
-                # A merge or a rebuild removed files this snapshot listed (FAISS raises
-                # RuntimeError for a file that is gone): take the newer generation.
-                if attempt == 2:
+            except _RACING:
+                if attempt == ATTEMPTS - 1:
                     raise
-                if self._store is not None:
-                    self._store.close()
+                with self._lock:  # take the newer generation (or store) on the next attempt
+                    self._generation = None
+                    if self._store is not None:
+                        self._store.close()
         try:
             yield view
         finally:
@@ -75,6 +88,14 @@ class IndexReader:
                 names = [name for (name,) in conn.execute("SELECT name FROM segments")]
                 segments = {name: self._segments.get(name) or read_segment(name, store.folder / "segments")
                             for name in names}
-                self._segments, self._generation = segments, generation
-                self._dead = manifest["vectors"] - manifest["chunks"]
-            return Generation(conn, manifest, dict(self._segments), self._dead, store.folder)
+                dead = Store.dead_in_segments(conn)
+                alive = {name: ~np.isin(segments[name].ids, np.array(ids, dtype=np.int64))
+                         for name, ids in dead.items() if name in segments}
+                if self._keywords is None:
+                    self._keywords = KeywordIndex.open_for_reading(store.folder / "keywords")
+                else:
+                    self._keywords.reload()
+                self._segments, self._alive, self._generation = segments, alive, generation
+                self._dead_keywords = len(Store.dead_in_keywords(conn))
+            return Generation(conn, manifest, dict(self._segments), self._alive, self._keywords,
+                              self._keywords.searcher(), self._dead_keywords, store.folder)

@@ -7,17 +7,20 @@ were chosen on the benchmarks in bench/ (see docs/benchmarks.md).
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from dataclasses import dataclass, replace
 from pathlib import Path
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 import numpy as np
 
 from newsdesk import vectors
+from newsdesk.keyword_index import KeywordFilter, KeywordIndex, day_number
+from newsdesk.keywords import question_terms
 from newsdesk.store import ChunkRow, Filters, Store
-from newsdesk.vectors import Segment
+from newsdesk.vectors import Mask, Segment
 
 
 @dataclass(frozen=True)
@@ -68,25 +71,57 @@ class Generation:
     conn: sqlite3.Connection
     manifest: dict[str, Any]
     segments: dict[str, Segment]
-    dead: int  # vectors still in segments whose chunks were deleted
+    alive: dict[str, np.ndarray]  # segment -> positions whose chunks exist (absent: all do)
+    keywords: KeywordIndex
+    searcher: Any  # the keyword index's searcher for this generation
+    dead_keywords: int  # deleted chunks the keyword index still holds (purged by the next update)
     folder: Path
+
+    def vector_mask(self, filters: Filters) -> Mask:
+        """The filters as a mask over the segments' day and source arrays."""
+        if not filters:
+            return Mask()
+        chunk_ids = None
+        if filters.doc_ids:
+            chunk_ids = np.array([r[0] for r in self.conn.execute(
+                "SELECT id FROM chunks WHERE doc_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(filters.doc_ids)),))], dtype=np.int64)
+        return Mask(
+            since_day=day_number(filters.since) if filters.since else None,
+            until_day=day_number(filters.until) if filters.until else None,
+            source=Store.source_number(self.conn, filters.source) if filters.source else None,
+            chunk_ids=chunk_ids,
+        )
+
+    def keyword_filter(self, filters: Filters) -> KeywordFilter:
+        return KeywordFilter(
+            since_day=day_number(filters.since) if filters.since else None,
+            until_day=day_number(filters.until) if filters.until else None,
+            source=filters.source.lower() if filters.source else None,
+            doc_ids=filters.doc_ids,
+        )
+
+    def document_frequencies(self, stems: list[str]) -> dict[str, int]:
+        return {stem: int(self.searcher.doc_freq("body", stem)) for stem in stems}
 
 
 def dense_ranking(gen: Generation, query_vec: np.ndarray, depth: int,
                   filters: Filters = Filters()) -> list[tuple[int, float]]:
-    allowed = np.array(Store.filtered_ids(gen.conn, filters), dtype=np.int64) if filters else None
-    ids, scores = vectors.search(list(gen.segments.values()), query_vec, depth + gen.dead, allowed)
-    if gen.dead:
-        marks = ",".join("?" * len(ids))
-        live = {r[0] for r in gen.conn.execute(f"SELECT id FROM chunks WHERE id IN ({marks})", ids.tolist())}
-        keep = [i for i, chunk_id in enumerate(ids.tolist()) if chunk_id in live][:depth]
-        ids, scores = ids[keep], scores[keep]
+    ids, scores = vectors.search(list(gen.segments.values()), query_vec, depth, alive=gen.alive,
+                                 mask=gen.vector_mask(filters))
     return list(zip(ids.tolist(), scores.tolist()))
 
 
 def keyword_ranking(gen: Generation, query: str, depth: int,
                     filters: Filters = Filters()) -> list[tuple[int, float]]:
-    return Store.keyword_search(gen.conn, query, depth, filters)
+    """BM25 top `depth` over the question's stems. Chunks deleted but not yet purged are fetched
+    too and dropped here; chunks of a batch newer than this generation are never fetched."""
+    where = replace(gen.keyword_filter(filters), below_id=gen.manifest["next_chunk_id"])
+    hits = gen.keywords.search(question_terms(query), depth + gen.dead_keywords, where, gen.searcher)
+    if gen.dead_keywords and hits:
+        live = Store.live_chunks(gen.conn, [i for i, _ in hits])
+        hits = [(i, s) for i, s in hits if i in live]
+    return hits[:depth]
 
 
 def fuse(dense: list[tuple[int, float]], keyword: list[tuple[int, float]], fusion: Fusion) -> list[tuple[int, float]]:
@@ -111,8 +146,8 @@ def search(gen: Generation, query: str, query_vec: np.ndarray, k: int,
     for chunk_id, score in ranked:
         row = rows[chunk_id]
         cosine = dense_scores.get(chunk_id)
-        if cosine is None:
-            cosine = float(gen.segments[row.segment].index.reconstruct(chunk_id) @ query_vec[0])
+        if cosine is None:  # found by keywords only: its cosine still informs the answerer
+            cosine = float(gen.segments[row.segment].vector_of(chunk_id) @ query_vec.reshape(-1))
         passages.append(_passage(row, score, cosine, keyword_scores.get(chunk_id)))
     return passages
 

@@ -1,13 +1,17 @@
-"""The transactional half of the index: documents, chunks, the BM25 keyword index and the manifest.
+"""The transactional half of the index: documents, chunks, segments, the manifest, what is dead.
 
-One SQLite database (WAL mode) holds them, with FTS5 as the keyword index. Every update is one
-transaction, so the manifest, chunk rows and keyword entries always agree, a crash rolls back
-to the last commit, and a reader's snapshot stays fixed while a writer works.
+One SQLite database (WAL mode). Every batch of an update is one transaction, so the manifest,
+the chunk rows and the list of segments always agree, a crash rolls back to the last commit,
+and a reader's snapshot stays fixed while a writer works. This database decides what a
+question may see: the vector segments and the keyword index (tantivy, `newsdesk.keyword_index`)
+may hold more (a batch written just before a crash, chunks deleted but not yet purged), and
+readers keep only the live chunks of their generation.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -17,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from newsdesk.chunk import Chunk
-from newsdesk.keywords import fts_query, question_terms, terms
 from newsdesk.load import Document, Skipped, source_offset
 
 # 2: documents carry authors and the map from their text to the source file's offsets.
-FORMAT_VERSION = 2
+# 3: the keyword index is tantivy (keywords/), segments carry day and source arrays.
+FORMAT_VERSION = 3
 DB_NAME = "newsdesk.sqlite"
 
 _SCHEMA = """
@@ -46,12 +50,15 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE INDEX IF NOT EXISTS chunks_segment ON chunks(segment);
 CREATE TABLE IF NOT EXISTS segments (name TEXT PRIMARY KEY, vectors INTEGER NOT NULL);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(title, body, tokenize='unicode61');
-CREATE VIRTUAL TABLE IF NOT EXISTS fts_vocab USING fts5vocab(chunks_fts, 'row');
+-- Chunks deleted from the tables but still in a vector segment (until a merge) or in the keyword
+-- index (until the next update purges them): readers mask them out.
+CREATE TABLE IF NOT EXISTS dead (
+    id INTEGER PRIMARY KEY, segment TEXT NOT NULL, keywords INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_segment ON dead(segment);
+-- Source names (lower-cased) by number: the vector segments store the number per chunk.
+CREATE TABLE IF NOT EXISTS sources (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 """
-
-# BM25 column weights (title, body): a title match counts for less than one in the passage.
-TITLE_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -114,17 +121,26 @@ class ChunkRow:
 
 
 class Store:
-    """One connection per thread onto the database in `folder`."""
+    """One connection per thread onto the database in `folder`.
 
-    def __init__(self, folder: Path):
+    A reader (`readonly=True`) never writes: on storage it cannot write to at all (a published
+    index on a read-only share), SQLite cannot keep its WAL index files, and the database is then
+    opened as immutable - nothing changes it there.
+    """
+
+    def __init__(self, folder: Path, *, readonly: bool = False):
         self.folder = folder
         self.path = folder / DB_NAME
+        self.readonly = readonly
         self._local = threading.local()
+        self._immutable = False
 
     @classmethod
     def create(cls, folder: Path) -> Store:
         folder.mkdir(parents=True, exist_ok=True)
-        sqlite3.connect(folder / DB_NAME).close()
+        conn = sqlite3.connect(folder / DB_NAME)
+        conn.execute("PRAGMA journal_mode=WAL")  # kept in the file: readers never set it
+        conn.close()
         store = cls(folder)
         store.conn.executescript(_SCHEMA)
         return store
@@ -133,12 +149,21 @@ class Store:
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            # mode=rw: a store deleted under a reader is an error, never a new empty database.
-            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True, isolation_level=None,
-                                   timeout=60, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn = self._connect()
             self._local.conn = conn
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        # mode=rw/ro: a store deleted under a reader is an error, never a new empty database.
+        uri = self.path.resolve().as_uri()
+        if self.readonly and (self._immutable or not os.access(self.folder, os.W_OK)):
+            self._immutable = True
+            return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None,
+                                   check_same_thread=False)
+        conn = sqlite3.connect(f"{uri}?mode={'ro' if self.readonly else 'rw'}", uri=True, isolation_level=None,
+                               timeout=60, check_same_thread=False)
+        if not self.readonly:
+            conn.execute("PRAGMA synchronous=FULL")
         return conn
 
     def close(self) -> None:
@@ -245,43 +270,44 @@ class Store:
             [(i, c.doc_id, c.seq, c.start, c.end, c.text, json.dumps(c.sentences), segment, blob)
              for i, c, blob in zip(ids, chunks, sentence_vectors)],
         )
-        title_terms = " ".join(terms(doc.title))
-        conn.executemany(
-            "INSERT INTO chunks_fts(rowid, title, body) VALUES (?, ?, ?)",
-            [(i, title_terms, " ".join(terms(c.text))) for i, c in zip(ids, chunks)],
-        )
-
     @staticmethod
     def remove_document(conn: sqlite3.Connection, doc_id: str) -> int:
-        ids = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
-        conn.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
+        """Delete a document and its chunks; the chunks are listed as dead until purged."""
+        rows = conn.execute("SELECT id, segment FROM chunks WHERE doc_id = ?", (doc_id,)).fetchall()
+        conn.executemany("INSERT OR REPLACE INTO dead(id, segment, keywords) VALUES (?, ?, 1)", rows)
         conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
         conn.execute("DELETE FROM docs WHERE doc_id = ?", (doc_id,))
-        return len(ids)
+        return len(rows)
+
+    @staticmethod
+    def source_number(conn: sqlite3.Connection, source: str | None, *, create: bool = False) -> int:
+        """The number segments store for a source: 0 for none, -1 for one the index does not have."""
+        if not source:
+            return 0
+        name = source.lower()
+        row = conn.execute("SELECT id FROM sources WHERE name = ?", (name,)).fetchone()
+        if row:
+            return int(row[0])
+        if not create:
+            return -1
+        return int(conn.execute("INSERT INTO sources(name) VALUES (?)", (name,)).lastrowid)
+
+    @staticmethod
+    def dead_in_segments(conn: sqlite3.Connection) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for chunk_id, segment in conn.execute("SELECT id, segment FROM dead WHERE segment != ''"):
+            out.setdefault(segment, []).append(chunk_id)
+        return out
+
+    @staticmethod
+    def dead_in_keywords(conn: sqlite3.Connection) -> list[int]:
+        return [r[0] for r in conn.execute("SELECT id FROM dead WHERE keywords = 1")]
 
     # -- reads ------------------------------------------------------------------------------
     @staticmethod
-    def keyword_search(conn: sqlite3.Connection, query: str, limit: int,
-                       filters: Filters = Filters()) -> list[tuple[int, float]]:
-        """BM25 over the stemmed terms of `query`: (chunk id, score), higher is better."""
-        match = fts_query(question_terms(query))
-        if match is None:
-            return []
-        where, params = filters.sql()
-        if filters:
-            sql = (f"SELECT f.rowid, bm25(chunks_fts, {TITLE_WEIGHT}, 1.0) AS s FROM chunks_fts f "
-                   "JOIN chunks c ON c.id = f.rowid JOIN docs d ON d.doc_id = c.doc_id "
-                   f"WHERE chunks_fts MATCH ? AND {where} ORDER BY s LIMIT ?")
-        else:
-            sql = (f"SELECT rowid, bm25(chunks_fts, {TITLE_WEIGHT}, 1.0) AS s FROM chunks_fts "
-                   "WHERE chunks_fts MATCH ? ORDER BY s LIMIT ?")
-        return [(i, -s) for i, s in conn.execute(sql, [match, *params, limit])]
-
-    @staticmethod
-    def filtered_ids(conn: sqlite3.Connection, filters: Filters) -> list[int]:
-        where, params = filters.sql()
-        return [r[0] for r in conn.execute(
-            f"SELECT c.id FROM chunks c JOIN docs d ON d.doc_id = c.doc_id WHERE {where}", params)]
+    def live_chunks(conn: sqlite3.Connection, ids: Sequence[int]) -> set[int]:
+        return {r[0] for r in conn.execute("SELECT id FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
+                                           (json.dumps(list(ids)),))}
 
     @staticmethod
     def chunk_rows(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, ChunkRow]:
@@ -316,9 +342,3 @@ class Store:
         marks = ",".join("?" * len(ids))
         return dict(conn.execute(f"SELECT id, sentence_vectors FROM chunks WHERE id IN ({marks})", list(ids)))
 
-    @staticmethod
-    def document_frequencies(conn: sqlite3.Connection, stems: Sequence[str]) -> dict[str, int]:
-        if not stems:
-            return {}
-        marks = ",".join("?" * len(stems))
-        return dict(conn.execute(f"SELECT term, doc FROM fts_vocab WHERE term IN ({marks})", list(stems)))
