@@ -99,3 +99,14 @@ def split_squad(questions: list[Question]) -> tuple[list[Question], list[Questio
     groups = sorted({q.group for q in questions})
     calibration = set(groups[::2])
     return ([q for q in questions if q.group in calibration], [q for q in questions if q.group not in calibration])
+
+
+def bbc() -> Dataset:
+    """The 2,225 BBC articles (no questions): filler text for the scale benchmarks."""
+    corpus = WORK / "bbc" / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    target = corpus / "bbc.jsonl"
+    source = DATA / "news-corpus" / "bbc-news-2225.jsonl"
+    if not target.exists() or target.stat().st_size != source.stat().st_size:
+        target.write_bytes(source.read_bytes())
+    return Dataset("bbc", corpus, [])

@@ -32,7 +32,7 @@ from newsdesk.layout import (begin_build, building_store, current_store, discard
 from newsdesk.load import Document, LoadResult, Skipped, load_file, require_corpus
 from newsdesk.scan import Scan, scan_corpus
 from newsdesk.store import FORMAT_VERSION, Store
-from newsdesk.vectors import ANN_THRESHOLD, new_segment, read_segment, segment_files, write_segment
+from newsdesk.vectors import new_segment, read_segment, segment_files, write_segment
 
 log = logging.getLogger("newsdesk.index")
 
@@ -292,8 +292,7 @@ def _commit_batch(store: Store, keywords: KeywordIndex, pending: _Pending, vecto
         sources = np.array([numbers[doc.source] for doc, chunks in pending.docs for _ in chunks], dtype=np.int32)
         # Written and fsynced before the transaction that references it: a crash in between
         # leaves an unreferenced file, never a reference to a missing one.
-        write_segment(new_segment(segment, ids, vectors, days, sources, ann_threshold=ANN_THRESHOLD),
-                      store.folder / "segments")
+        write_segment(new_segment(segment, ids, vectors, days, sources), store.folder / "segments")
         rows = []
         pos = 0
         for doc, doc_chunks in pending.docs:

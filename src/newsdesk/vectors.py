@@ -70,10 +70,10 @@ class Segment:
 
 
 def new_segment(name: str, ids: np.ndarray, vectors: np.ndarray, days: np.ndarray, sources: np.ndarray, *,
-                ann_threshold: int = ANN_THRESHOLD) -> Segment:
+                ann_threshold: int | None = None) -> Segment:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     d = vectors.shape[1]
-    if len(vectors) >= ann_threshold:
+    if len(vectors) >= (ann_threshold if ann_threshold is not None else ANN_THRESHOLD):
         index = faiss.IndexHNSWFlat(d, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         index.hnsw.efSearch = HNSW_EF_SEARCH
