@@ -68,8 +68,8 @@ def collect(dataset: Dataset, encoder: str = "onnx-int8") -> list[Item]:
     started = time.perf_counter()
     for n, q in enumerate(dataset.questions):
         vector = desk.encoder.encode_query(q.text)
-        with desk.reader.generation() as gen:
-            evidence = gather_evidence(gen, q.text, vector, DEPTH, Filters(), Fusion())
+        with desk.backend.generation() as view:
+            evidence = gather_evidence(view, q.text, vector, DEPTH, Filters(), Fusion())
         items.append(Item(q, split_of[id(q)], evidence))
         if n % 1000 == 0:
             print(f"  [{dataset.name}] {n}/{len(dataset.questions)} questions", file=sys.stderr)
@@ -172,9 +172,9 @@ def asked_of(questions: list[Question], other: Dataset, encoder: str = "onnx-int
     items = []
     for q in questions:
         vector = desk.encoder.encode_query(q.text)
-        with desk.reader.generation() as gen:
+        with desk.backend.generation() as view:
             items.append(Item(Question(q.id, q.text, [], q.group), "off_topic",
-                              gather_evidence(gen, q.text, vector, DEPTH, Filters(), Fusion())))
+                              gather_evidence(view, q.text, vector, DEPTH, Filters(), Fusion())))
     return items
 
 

@@ -145,7 +145,7 @@ def fill(size: int, known: Base, encoder) -> tuple[Path, Path, dict]:
                 out.write(json.dumps({"id": f"r{r}-{rec['id']}", "title": rec["title"], "text": rec["text"],
                                       "published": day.isoformat(),
                                       "source": rec["source"] if r == 0 else f"outlet-{(r + n) % OUTLETS}"}) + "\n")
-    settings = Settings(corpus_dir=corpus, index_dir=index)
+    settings = Settings(corpus_dir=corpus, index=str(index))
     started = time.perf_counter()
     report = update_index(settings, encoder)
     info = {"copies": copies, "documents": report.documents, "chunks": report.chunks,

@@ -91,7 +91,7 @@ def fill(size: int, embedder: Embedder, cache: dict[str, np.ndarray]) -> tuple[P
         with open(corpus / f"bbc-{r:03d}.jsonl", "w") as out:
             for rec in records:
                 out.write(json.dumps({"id": f"r{r}-{rec['id']}", "title": rec["title"], "text": rec["text"]}) + "\n")
-    settings = Settings(corpus_dir=corpus, index_dir=root / "index")
+    settings = Settings(corpus_dir=corpus, index=str(root / "index"))
     started = time.perf_counter()
     report = update_index(settings, ReplayEmbedder(embedder, cache))
     info = {"copies": copies, "documents": report.documents, "chunks": report.chunks,

@@ -15,7 +15,9 @@ from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
+import newsdesk.embedded as embedded_module
 import newsdesk.index as index_module
+from newsdesk.keyword_index import KeywordIndex
 from newsdesk.config import Settings
 from newsdesk.desk import encoder_for_build
 from newsdesk.store import Store
@@ -41,8 +43,11 @@ def child(settings, embedder, kill, n):
     if kill == "after_batches":
         on_batch = countdown(n, die)
     elif kill == "after_segment_write":
-        write, tick = index_module.write_segment, countdown(n, die)
-        index_module.write_segment = lambda *a: (write(*a), tick())[0]
+        write, tick = embedded_module.write_segment, countdown(n, die)
+        embedded_module.write_segment = lambda *a: (write(*a), tick())[0]
+    elif kill == "after_keyword_commit":  # tantivy has the batch, SQLite does not yet
+        commit, tick = KeywordIndex.commit, countdown(n, die)
+        KeywordIndex.commit = lambda self: (commit(self), tick())[0]
     elif kill == "mid_transaction":
         add, tick = Store.add_document, countdown(n, die)
         Store.add_document = staticmethod(lambda *a: (add(*a), tick())[0])
@@ -51,7 +56,7 @@ def child(settings, embedder, kill, n):
 
 def main():
     corpus, index = Path(sys.argv[1]), Path(sys.argv[2])
-    settings = Settings(corpus_dir=corpus, index_dir=index)
+    settings = Settings(corpus_dir=corpus, index=str(index))
     embedder = encoder_for_build(settings, rebuild=True)
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:

@@ -141,7 +141,7 @@ def test_empty_question_is_refused(sample_desk):
 def test_opening_with_another_model_or_chunking_says_rebuild(sample_desk, embedder, tmp_path):
     with pytest.raises(IndexMismatch, match="newsdesk index --rebuild"):
         Desk.open(sample_desk.settings.index_dir, model=str(tmp_path))
-    other = Settings(corpus_dir=SAMPLE_CORPUS, index_dir=sample_desk.settings.index_dir,
+    other = Settings(corpus_dir=SAMPLE_CORPUS, index=str(sample_desk.settings.index_dir),
                      chunking=ChunkSettings(100, 20))
     with pytest.raises(IndexMismatch, match="chunking"):
         update_index(other, embedder)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from conftest import FIXTURE_CORPUS
 
+import newsdesk.embedded as embedded_module
 import newsdesk.index as index_module
 import newsdesk.vectors as vectors_module
 from newsdesk import Desk, IndexMismatch
@@ -71,7 +72,7 @@ def test_deletions_and_merges_keep_working_with_approximate_segments(embedder, t
     (corpus / "wire" / "ferry-2026-03-01.json").unlink()
     desk.update()
     assert all(p.doc_id != "wire-ferry-1" for p in desk.search("ferry accident death toll", k=10))
-    monkeypatch.setattr(index_module, "MAX_SEGMENTS", 1)
+    monkeypatch.setattr(embedded_module, "MAX_SEGMENTS", 1)
     for n in range(3):  # several small updates, then a merge
         (corpus / f"extra-{n}.txt").write_text(f"Harbour crane {n} repaired\nThe harbour crane number {n} was repaired.")
         desk.update()
@@ -97,7 +98,7 @@ def test_an_interrupted_build_is_continued_not_restarted(embedder, tmp_path, mon
     corpus = tmp_path / "corpus"
     shutil.copytree(FIXTURE_CORPUS, corpus)
     index = tmp_path / "index"
-    settings = Settings(corpus_dir=corpus, index_dir=index)
+    settings = Settings(corpus_dir=corpus, index=str(index))
     embedded = []
 
     def stop_halfway(done: int) -> None:

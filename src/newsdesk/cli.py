@@ -190,7 +190,7 @@ def index(corpus: Path, index: str, model: str, encoder: str, device: str, follo
     was interrupted is continued where it stopped.
     """
     def run() -> int:
-        report = _build(Path(corpus), Path(index), model, encoder=encoder, device=device,
+        report = _build(Path(corpus), index, model, encoder=encoder, device=device,
                         follow_symlinks=follow_symlinks, rebuild=rebuild)[1]
         return EXIT_SKIPPED if report.skipped else 0
 
@@ -210,7 +210,7 @@ def ask(ctx: click.Context, question: str, corpus: Path, index: str, model: str,
         since: str | None, until: str | None, source: str | None) -> None:
     """Answer QUESTION from the articles, citing the sentences the answer is made of."""
     def run() -> int:
-        desk, report = _open(ctx, Path(corpus), Path(index), model)
+        desk, report = _open(ctx, Path(corpus), index, model)
         result = desk.ask(question, k=k, since=since, until=until, source=source)
         if as_json:
             out.line(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
@@ -236,7 +236,7 @@ def search(ctx: click.Context, query: str, corpus: Path, index: str, model: str,
            since: str | None, until: str | None, source: str | None, mode: str) -> None:
     """Show the passages that best match QUERY."""
     def run() -> int:
-        desk, report = _open(ctx, Path(corpus), Path(index), model)
+        desk, report = _open(ctx, Path(corpus), index, model)
         passages = desk.search(query, k=k, since=since, until=until, source=source, mode=mode)
         if as_json:
             out.line(json.dumps({"query": query, "results": [p.to_dict() for p in passages]}, ensure_ascii=False,
@@ -267,7 +267,7 @@ def chat(ctx: click.Context, corpus: Path, index: str, model: str, k: int) -> No
     def run() -> int:
         from newsdesk.chat import is_command
 
-        session = _open(ctx, Path(corpus), Path(index), model)[0].chat()
+        session = _open(ctx, Path(corpus), index, model)[0].chat()
         out.note("Ask a question. /clear starts over; /quit, an empty line or Ctrl-D ends the chat.")
         while True:
             try:
@@ -317,7 +317,7 @@ def watch(corpus: Path, index: str, model: str, debounce: float, settle: float, 
         from newsdesk.watch import Watcher
 
         logging.getLogger("newsdesk").setLevel(logging.INFO)
-        desk = _build(Path(corpus), Path(index), model)[0]
+        desk = _build(Path(corpus), index, model)[0]
         out.note(f"Watching {corpus} for changes (Ctrl-C stops).")
         with Watcher(desk, debounce=debounce, settle=settle, poll=poll):
             try:
@@ -358,10 +358,10 @@ def discord_bot(config: Path | None, index: str | None, corpus: Path | None) -> 
 def stats(ctx: click.Context, index: str, as_json: bool) -> None:
     """What the index holds: articles, chunks, model, sources, last update."""
     def run() -> int:
+        from newsdesk.backend import open_backend
         from newsdesk.desk import index_stats
-        from newsdesk.reader import IndexReader
 
-        info = index_stats(IndexReader(Path(index), hint=_index_hint(ctx, index)))
+        info = index_stats(_existing(open_backend(index, token=_token(), hint=_index_hint(ctx, index)), ctx, index))
         if as_json:
             out.line(json.dumps(info.to_dict(), indent=2, ensure_ascii=False))
             return 0
@@ -389,10 +389,9 @@ def stats(ctx: click.Context, index: str, as_json: bool) -> None:
 def check(ctx: click.Context, index: str) -> None:
     """Verify that the index is whole: manifest, vectors, keyword index and chunks agree."""
     def run() -> int:
-        from newsdesk.check import check_index
-        from newsdesk.reader import IndexReader
+        from newsdesk.backend import open_backend
 
-        problems = check_index(IndexReader(Path(index), hint=_index_hint(ctx, index)))
+        problems = _existing(open_backend(index, token=_token(), hint=_index_hint(ctx, index)), ctx, index).check()
         for problem in problems:
             out.note(f"problem: {problem}", style="error")
         if problems:
@@ -414,39 +413,51 @@ def _index_hint(ctx: click.Context, index: str) -> str:
     return f"run `newsdesk index{_index_flag(ctx, index)}` to build one from your corpus"
 
 
+def _existing(backend: Any, ctx: click.Context, index: str) -> Any:
+    if not backend.exists():
+        from newsdesk.errors import IndexMissing
+
+        raise IndexMissing(f"no index in {index}: {_index_hint(ctx, index)}")
+    return backend
+
+
+def _token() -> str:
+    return str(read_settings("newsdesk", env=os.environ)["milvus_token"])
+
+
 def _llm() -> Any:
     from newsdesk.llm import LLMSettings
 
     return LLMSettings.from_settings(read_settings("llm", env=os.environ))
 
 
-def _build(corpus: Path, index: Path, model: str, *, encoder: str = "auto", device: str = "auto",
+def _build(corpus: Path, index: str, model: str, *, encoder: str = "auto", device: str = "auto",
            follow_symlinks: bool = False, rebuild: bool = False) -> tuple[Any, Any]:
     from newsdesk.desk import Desk
 
     desk = Desk.build(corpus, index, model=model, encoder=encoder, device=device, rebuild=rebuild,
-                      follow_symlinks=follow_symlinks, progress=out.err_tty, llm=_llm())
+                      follow_symlinks=follow_symlinks, progress=out.err_tty, llm=_llm(), milvus_token=_token())
     report = desk.last_update
     print_report(report, index)
     return desk, report
 
 
-def _open(ctx: click.Context, corpus: Path, index: Path, model: str) -> tuple[Any, Any]:
+def _open(ctx: click.Context, corpus: Path, index: str, model: str) -> tuple[Any, Any]:
     """The desk for a question; the default index is built on first use, an index named explicitly never is."""
+    from newsdesk.backend import open_backend
     from newsdesk.desk import Desk
     from newsdesk.errors import IndexMissing
-    from newsdesk.layout import current_store
 
-    if current_store(index) is None:
+    if not open_backend(index, token=_token()).exists():
         if _explicit(ctx, "index"):
-            raise IndexMissing(f"no index in {index}: {_index_hint(ctx, str(index))}")
+            raise IndexMissing(f"no index in {index}: {_index_hint(ctx, index)}")
         out.note(f"Building the index in {index}/ from {corpus}/ (first run only)...")
         return _build(corpus, index, model)
     model_arg = model if _explicit(ctx, "model") else None
-    return Desk.open(index, corpus=corpus, model=model_arg, llm=_llm()), None
+    return Desk.open(index, corpus=corpus, model=model_arg, llm=_llm(), milvus_token=_token()), None
 
 
-def print_report(report: Any, index: Path) -> None:
+def print_report(report: Any, index: str) -> None:
     for skipped in report.skipped:
         out.note(f"skipped {skipped}", style="warn")
     for warning in report.warnings:

@@ -43,7 +43,8 @@ class ChunkSettings:
 @dataclass(frozen=True)
 class Settings:
     corpus_dir: Path = Path("corpus")
-    index_dir: Path = Path("index")
+    # A folder (the embedded index) or a Milvus URI (newsdesk.backend).
+    index: str = "index"
     # A sentence-transformers model directory, or BUNDLED_MODEL for the one inside the wheel.
     model: str = BUNDLED_MODEL
     # "auto", "onnx-int8", "onnx" or "torch" (newsdesk.embed); "auto" resolves when an index is built.
@@ -54,6 +55,13 @@ class Settings:
     cache_dir: Path = field(default_factory=default_cache_dir)
     # Index files that symlinks in the corpus point to outside it.
     follow_symlinks: bool = False
+    # Credentials for a Milvus index (user:password or a token); empty for Milvus Lite.
+    milvus_token: str = field(default="", repr=False)
+
+    @property
+    def index_dir(self) -> Path:
+        """The folder of an embedded index."""
+        return Path(self.index)
 
     def model_path(self) -> Path:
         if self.model == BUNDLED_MODEL:

@@ -23,14 +23,13 @@ from newsdesk.chat import ChatSession
 from newsdesk.config import BUNDLED_MODEL, ChunkSettings, Settings, default_cache_dir
 from newsdesk.embed import ENCODERS, Encoder, ModelFolder, OnnxEncoder, TorchEncoder, dequantize_sentences, onnx_files
 from newsdesk.errors import IndexEmpty, IndexMismatch, QueryError, UsageError
+from newsdesk.backend import IndexBackend, IndexView, open_backend
 from newsdesk.index import UpdateReport, check_compatible, update_index
 from newsdesk.keywords import idf_from, question_terms
-from newsdesk.layout import current_store
 from newsdesk.llm import LLM, Deadline, LLMSettings
-from newsdesk.reader import IndexReader
 from newsdesk.results import Answer
-from newsdesk.retrieve import Fusion, Generation, Passage, SearchMode, search
-from newsdesk.store import Filters, Store
+from newsdesk.retrieve import Fusion, Passage, SearchMode, search
+from newsdesk.store import Filters
 from newsdesk.support import SupportSettings
 
 log = logging.getLogger("newsdesk")
@@ -65,7 +64,7 @@ class Desk:
 
     def __init__(self, settings: Settings, encoder: Encoder, *, fusion: Fusion = Fusion(),
                  answering: AnswerSettings = AnswerSettings(), llm: LLMSettings | None = None,
-                 support: SupportSettings = SupportSettings()):
+                 support: SupportSettings = SupportSettings(), backend: IndexBackend | None = None):
         self.settings = settings
         self.encoder = encoder
         self.fusion = fusion
@@ -73,40 +72,51 @@ class Desk:
         # None: extractive answers only. Otherwise answers are generated and checked (newsdesk.generate).
         self.llm = LLM(llm) if llm is not None else None
         self.support = support
-        self.reader = IndexReader(settings.index_dir)
+        self.backend = backend or open_backend(settings.index, token=settings.milvus_token)
         self.last_update: UpdateReport | None = None
-        check_compatible(self.reader.store.manifest(), settings, settings.index_dir)
+        check_compatible(self.backend.manifest(), settings, self.backend.location)
+
+    @property
+    def reader(self) -> Any:
+        """The embedded index's reader (for embedded-only tools; Milvus has none)."""
+        return self.backend.reader  # type: ignore[attr-defined]
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
     def build(cls, corpus: str | Path, index: str | Path, *, model: str | None = None, encoder: str = "auto",
               device: str = "auto", chunking: ChunkSettings | None = None, rebuild: bool = False,
               progress: bool = False, lock_timeout: float = -1, follow_symlinks: bool = False,
-              cache_dir: str | Path | None = None, llm: LLMSettings | None = None,
+              cache_dir: str | Path | None = None, llm: LLMSettings | None = None, milvus_token: str = "",
               answering: AnswerSettings = AnswerSettings(), fusion: Fusion = Fusion()) -> Desk:
         """Index `corpus` into `index` (incrementally when an index is there) and open it.
+
+        `index` is a folder for the embedded index, or a Milvus URI (`milvus-lite:///path.db`,
+        `milvus://host:19530/collection`; `milvus_token` holds its credentials).
 
         `encoder` is "auto" (the one the index was built with; for a new index ONNX int8 on a CPU,
         torch on a GPU), "onnx-int8", "onnx" or "torch". A build interrupted earlier is continued.
         """
-        settings = Settings(corpus_dir=Path(corpus), index_dir=Path(index), model=model or BUNDLED_MODEL,
+        settings = Settings(corpus_dir=Path(corpus), index=str(index), model=model or BUNDLED_MODEL,
                             encoder=encoder, device=device, chunking=chunking or ChunkSettings(),
                             cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
-                            follow_symlinks=follow_symlinks)
+                            follow_symlinks=follow_symlinks, milvus_token=milvus_token)
         _check_choice(encoder, ("auto", *ENCODERS), "encoder")
         _check_choice(device, ("auto", "cpu", "cuda"), "device")
-        runner = encoder_for_build(settings, rebuild=rebuild)
-        report = update_index(settings, runner, rebuild=rebuild, progress=progress, lock_timeout=lock_timeout)
-        desk = cls(settings, runner, llm=llm, answering=answering, fusion=fusion)
+        backend = open_backend(settings.index, token=milvus_token)
+        runner = encoder_for_build(settings, backend, rebuild=rebuild)
+        report = update_index(settings, runner, rebuild=rebuild, progress=progress, lock_timeout=lock_timeout,
+                              backend=backend)
+        desk = cls(settings, runner, llm=llm, answering=answering, fusion=fusion, backend=backend)
         desk.last_update = report
         return desk
 
     @classmethod
     def open(cls, index: str | Path, *, corpus: str | Path | None = None, model: str | None = None,
-             cache_dir: str | Path | None = None, llm: LLMSettings | None = None,
-             answering: AnswerSettings = AnswerSettings(), fusion: Fusion = Fusion()) -> Desk:
+             cache_dir: str | Path | None = None, llm: LLMSettings | None = None, milvus_token: str = "",
+             answering: AnswerSettings = AnswerSettings(), fusion: Fusion = Fusion(), hint: str = "") -> Desk:
         """Open an existing index with the model, encoder and chunking it was built with."""
-        manifest = IndexReader(Path(index)).store.manifest()
+        backend = open_backend(index, token=milvus_token, hint=hint)
+        manifest = backend.manifest()
         if model is not None and model != manifest.get("model") and Settings(model=model).model_id() != manifest.get(
                 "model"):
             raise IndexMismatch(
@@ -115,12 +125,13 @@ class Desk:
         check_compatible(manifest, Settings(model=manifest.get("model", BUNDLED_MODEL),
                                             chunking=ChunkSettings(**manifest.get("chunking", {}))), index)
         settings = Settings(
-            index_dir=Path(index), model=manifest["model"], encoder=manifest["encoder"],
-            chunking=ChunkSettings(**manifest["chunking"]),
+            index=str(index), model=manifest["model"], encoder=manifest["encoder"],
+            chunking=ChunkSettings(**manifest["chunking"]), milvus_token=milvus_token,
             cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
             **({"corpus_dir": Path(corpus)} if corpus is not None else {}),
         )
-        return cls(settings, encoder_for_index(settings), llm=llm, answering=answering, fusion=fusion)
+        return cls(settings, encoder_for_index(settings, backend), llm=llm, answering=answering, fusion=fusion,
+                   backend=backend)
 
     # -- asking ------------------------------------------------------------------------------
     def search(self, query: str, *, k: int = 5, since: str | date | None = None, until: str | date | None = None,
@@ -131,11 +142,11 @@ class Desk:
         filters = _filters(since, until, source)
         _check_k(k)
         vector = self.encoder.encode_query(query)
-        with self.reader.generation() as gen:
-            _require_articles(gen)
-            passages = search(gen, query, vector, k, filters, self.fusion, mode)
+        with self.backend.generation() as view:
+            _require_articles(view, self.backend.location)
+            passages = search(view, query, vector, k, filters, self.fusion, mode)
             if not passages and filters:
-                _explain_empty(gen, filters)
+                _explain_empty(view, filters)
             return passages
 
     def ask(self, question: str, *, k: int = 5, since: str | date | None = None, until: str | date | None = None,
@@ -159,14 +170,14 @@ class Desk:
         context = " ".join(context.split())
         query = f"{question} {context}".strip()
         vector = self.encoder.encode_query(query)
-        with self.reader.generation() as gen:
-            _require_articles(gen)
-            evidence = gather_evidence(gen, query, vector, max(k, self.answering_depth), filters, self.fusion,
+        with self.backend.generation() as view:
+            _require_articles(view, self.backend.location)
+            evidence = gather_evidence(view, query, vector, max(k, self.answering_depth), filters, self.fusion,
                                        prefer=prefer)
+            if not evidence.passages and filters:
+                _explain_empty(view, filters)
         if context:
             evidence = replace(evidence, question=question, context=context)
-            if not evidence.passages and filters:
-                _explain_empty(gen, filters)
         extractive = answer(evidence, self.answering)
         if context:
             extractive = replace(extractive, query=query)
@@ -199,81 +210,81 @@ class Desk:
         return self.last_update
 
     def stats(self) -> IndexStats:
-        return index_stats(self.reader)
+        return index_stats(self.backend)
 
     def sources(self) -> dict[str, int]:
         """Source name -> number of articles, most articles first (for autocomplete and filters)."""
-        with self.reader.generation() as gen:
-            return dict(gen.conn.execute(
-                "SELECT source, count(*) FROM docs WHERE source IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1"))
+        with self.backend.generation() as view:
+            return {name: n for name, n in view.source_counts().items() if name}
 
     @property
     def generation(self) -> int:
         """The number of the index generation the next question will read."""
-        with self.reader.generation() as gen:
-            return int(gen.manifest["generation"])
+        with self.backend.generation() as view:
+            return int(view.manifest["generation"])
+
+    def check(self) -> list[str]:
+        """Everything wrong with the index, as sentences (empty: consistent)."""
+        return self.backend.check()
 
 
-def index_stats(reader: IndexReader) -> IndexStats:
+def index_stats(backend: IndexBackend) -> IndexStats:
     """What `newsdesk stats` and the bot's /stats show; needs no model."""
-    with reader.generation() as gen:
-        manifest = gen.manifest
-        sources = gen.conn.execute(
-            "SELECT coalesce(source, ''), count(*) FROM docs GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
+    with backend.generation() as view:
+        manifest = view.manifest
         return IndexStats(
-            index=str(reader.store.folder), documents=manifest["documents"], chunks=manifest["chunks"],
-            segments=len(gen.segments), model=manifest["model"], encoder=manifest.get("encoder", "torch"),
-            dimension=manifest["dimension"], chunking=manifest["chunking"], generation=manifest["generation"],
-            created=manifest["created"], updated=manifest["updated"], fingerprint=manifest["fingerprint"],
-            sources={name or "(none)": n for name, n in sources},
+            index=str(getattr(view, "folder", backend.location)), documents=manifest["documents"],
+            chunks=manifest["chunks"], segments=view.segment_count(), model=manifest["model"],
+            encoder=manifest.get("encoder", "torch"), dimension=manifest["dimension"],
+            chunking=manifest["chunking"], generation=manifest["generation"], created=manifest["created"],
+            updated=manifest["updated"], fingerprint=manifest["fingerprint"],
+            sources={name or "(none)": n for name, n in view.source_counts().items()},
         )
 
 
-def gather_evidence(gen: Generation, question: str, vector: np.ndarray, depth: int, filters: Filters,
+def gather_evidence(view: IndexView, question: str, vector: np.ndarray, depth: int, filters: Filters,
                     fusion: Fusion, *, prefer: Sequence[str] = ()) -> Evidence:
     """What the answerer reads: the top passages, their documents, term weights and sentence vectors."""
-    passages = search(gen, question, vector, depth, filters, fusion)
+    passages = search(view, question, vector, depth, filters, fusion)
     if prefer:
-        passages = _preferring(gen, question, vector, passages, prefer, filters, fusion)
-    docs = Store.document_texts(gen.conn, sorted({p.doc_id for p in passages})) if passages else {}
+        passages = _preferring(view, question, vector, passages, prefer, filters, fusion)
+    docs = view.documents(sorted({p.doc_id for p in passages})) if passages else {}
     stems = sorted(set(question_terms(question)))
-    idf = idf_from(gen.document_frequencies(stems), gen.manifest["chunks"])
-    dimension = gen.manifest["dimension"]
-    blobs = Store.sentence_vectors(gen.conn, [p.chunk_id for p in passages])
+    idf = idf_from(view.document_frequencies(stems), view.manifest["chunks"])
+    dimension = view.manifest["dimension"]
+    blobs = view.sentence_vectors([p.chunk_id for p in passages])
     sentence_vectors = {i: dequantize_sentences(b, dimension) for i, b in blobs.items()}
     return Evidence(question, tuple(passages), docs, idf, vector, sentence_vectors)
 
 
-def _preferring(gen: Generation, question: str, vector: np.ndarray, passages: list[Passage], prefer: Sequence[str],
+def _preferring(view: IndexView, question: str, vector: np.ndarray, passages: list[Passage], prefer: Sequence[str],
                 filters: Filters, fusion: Fusion) -> list[Passage]:
     """The passages of the preferred documents that match, first, then the rest."""
     wanted = set(prefer)
-    own = search(gen, question, vector, len(passages), replace(filters, doc_ids=tuple(sorted(wanted))), fusion)
+    own = search(view, question, vector, len(passages), replace(filters, doc_ids=tuple(sorted(wanted))), fusion)
     own = [p for p in own if p.doc_id in wanted][: max(3, len(passages) // 2)]
     seen = {p.chunk_id for p in own}
     return (own + [p for p in passages if p.chunk_id not in seen])[: len(passages)]
 
 
 # -- encoders ----------------------------------------------------------------------------------
-def encoder_for_build(settings: Settings, *, rebuild: bool) -> Encoder:
+def encoder_for_build(settings: Settings, backend: IndexBackend | None = None, *, rebuild: bool) -> Encoder:
     """The encoder for an update: the index's own, or for a new index the one `settings.encoder` names."""
-    live = current_store(settings.index_dir)
+    backend = backend or open_backend(settings.index, token=settings.milvus_token)
     kind = settings.encoder
-    if kind == "auto" and live is not None and not rebuild:
-        kind = Store(live).manifest().get("encoder", "torch")
+    if kind == "auto" and not rebuild and backend.exists():
+        kind = backend.manifest().get("encoder", "torch")
     if kind == "auto":
         kind = "torch" if _gpu_available() else "onnx-int8"
     return load_encoder(settings.model_folder(), kind, settings.device, settings.cache_dir)
 
 
-def encoder_for_index(settings: Settings) -> Encoder:
-    """The encoder an index was built with; for ONNX, the copy kept inside the index."""
-    store = current_store(settings.index_dir)
+def encoder_for_index(settings: Settings, backend: IndexBackend) -> Encoder:
+    """The encoder an index was built with; for ONNX, the copy an embedded index keeps."""
     kind = settings.encoder
-    if kind.startswith("onnx") and store is not None:
-        name = "model-int8.onnx" if kind == "onnx-int8" else "model.onnx"
-        kept = store / "encoder" / name
-        if kept.exists():
+    if kind.startswith("onnx"):
+        kept = getattr(backend, "encoder_copy", lambda kind: None)(kind)
+        if kept is not None and kept.exists():
             return _onnx_encoder(settings.model_folder(), kept, kind)
     return load_encoder(settings.model_folder(), kind, settings.device, settings.cache_dir)
 
@@ -362,27 +373,24 @@ def _filters(since: str | date | None, until: str | date | None, source: str | N
     return filters
 
 
-def _require_articles(gen: Generation) -> None:
-    if gen.manifest["documents"] == 0:
-        raise IndexEmpty(f"the index in {gen.folder} holds no articles: put articles in the corpus folder and run "
+def _require_articles(view: IndexView, location: str) -> None:
+    if view.manifest["documents"] == 0:
+        raise IndexEmpty(f"the index in {location} holds no articles: put articles in the corpus folder and run "
                          "`newsdesk index`")
 
 
-def _explain_empty(gen: Generation, filters: Filters) -> None:
+def _explain_empty(view: IndexView, filters: Filters) -> None:
     """Nothing matched and filters were set: say what they excluded (an empty answer says nothing)."""
-    where, params = filters.sql()
-    matching = gen.conn.execute(f"SELECT count(*) FROM docs d WHERE {where}", params).fetchone()[0]
+    matching, total, undated = view.count_documents(filters)
     if matching:
         return
-    total, undated = gen.conn.execute("SELECT count(*), sum(published IS NULL) FROM docs").fetchone()
     parts = []
     if filters.since:
         parts.append(f"published on or after {filters.since}")
     if filters.until:
         parts.append(f"published on or before {filters.until}")
     if filters.source:
-        sources = [r[0] for r in gen.conn.execute(
-            "SELECT DISTINCT source FROM docs WHERE source IS NOT NULL ORDER BY 1 LIMIT 8")]
+        sources = sorted(name for name in view.source_counts() if name)[:8]
         parts.append(f"from the source {filters.source!r} (the sources are {', '.join(sources) or 'none'})")
     note = f"; {undated} of the {total} articles have no date" if (filters.since or filters.until) and undated else ""
     raise QueryError(f"no article is {' and '.join(parts)}{note}")

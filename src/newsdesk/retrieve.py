@@ -132,14 +132,14 @@ def fuse(dense: list[tuple[int, float]], keyword: list[tuple[int, float]], fusio
     return sorted(scores.items(), key=lambda item: -item[1])
 
 
-def search(gen: Generation, query: str, query_vec: np.ndarray, k: int,
+def search(view: Any, query: str, query_vec: np.ndarray, k: int,
            filters: Filters = Filters(), fusion: Fusion = Fusion(), mode: SearchMode = SearchMode.HYBRID) -> list[Passage]:
-    """Top-k passages by the rankings `mode` names."""
+    """Top-k passages of an index view (`newsdesk.backend.IndexView`) by the rankings `mode` names."""
     depth = max(fusion.depth, k)
-    dense = dense_ranking(gen, query_vec, depth, filters) if mode is not SearchMode.KEYWORD else []
-    keyword = keyword_ranking(gen, query, depth, filters) if mode is not SearchMode.DENSE else []
+    dense = view.dense(query_vec, depth, filters) if mode is not SearchMode.KEYWORD else []
+    keyword = view.keyword(query, depth, filters) if mode is not SearchMode.DENSE else []
     ranked = fuse(dense, keyword, fusion)[:k]
-    rows = Store.chunk_rows(gen.conn, [chunk_id for chunk_id, _ in ranked])
+    rows = view.chunks([chunk_id for chunk_id, _ in ranked])
     dense_scores = dict(dense)
     keyword_scores = dict(keyword)
     passages = []
@@ -147,7 +147,7 @@ def search(gen: Generation, query: str, query_vec: np.ndarray, k: int,
         row = rows[chunk_id]
         cosine = dense_scores.get(chunk_id)
         if cosine is None:  # found by keywords only: its cosine still informs the answerer
-            cosine = float(gen.segments[row.segment].vector_of(chunk_id) @ query_vec.reshape(-1))
+            cosine = float(view.vector(row) @ query_vec.reshape(-1))
         passages.append(_passage(row, score, cosine, keyword_scores.get(chunk_id)))
     return passages
 
