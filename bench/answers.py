@@ -24,7 +24,6 @@ import json
 import os
 import sys
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +37,7 @@ from evalsets import Dataset, Question, contains_answer, newsqa, open_or_build, 
 from newsdesk.answer import AnswerSettings, Evidence, answer, score  # noqa: E402
 from newsdesk.answer_model import AnswerModel, shipped_model  # noqa: E402
 from newsdesk.desk import gather_evidence  # noqa: E402
-from newsdesk.features import FEATURES, Question as FeatureQuestion, candidates_and_features  # noqa: E402
+from newsdesk.features import Question as FeatureQuestion, candidates_and_features  # noqa: E402
 from newsdesk.qtypes import question_kind  # noqa: E402
 from newsdesk.retrieve import Fusion  # noqa: E402
 from newsdesk.store import Filters  # noqa: E402

@@ -18,7 +18,6 @@ bench/work/answer_model-nokind.json, for the per-type comparison in docs/benchma
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

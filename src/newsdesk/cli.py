@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from newsdesk.errors import NewsdeskError, UsageError
+from newsdesk.errors import NewsdeskError
 from newsdesk.settings import read_settings, setting
 
 EXIT_ERROR = 1

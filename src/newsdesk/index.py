@@ -11,21 +11,22 @@ next run, which switches it in only when it is complete.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 
 from newsdesk.backend import Batch, IndexBackend, IndexWriter, open_backend
 from newsdesk.chunk import Chunk, Chunker
 from newsdesk.config import Settings
 from newsdesk.embed import Encoder, OnnxEncoder, quantize_sentences
-from newsdesk.errors import IndexMismatch
+from newsdesk.errors import IndexMismatch, IndexWriteFailed
 from newsdesk.load import Document, LoadResult, Skipped, load_file, require_corpus
 from newsdesk.scan import Scan, scan_corpus
 from newsdesk.store import FORMAT_VERSION
@@ -112,8 +113,9 @@ def update_index(
     def compatible(manifest: dict) -> None:
         check_compatible(manifest, settings, backend.location, encoder.kind)
 
-    with backend.writer(new_manifest=manifest_for(settings, encoder), compatible=compatible, rebuild=rebuild,
-                        lock_timeout=lock_timeout) as writer:
+    with _no_room_is_one_line(backend.location), backend.writer(
+            new_manifest=manifest_for(settings, encoder), compatible=compatible, rebuild=rebuild,
+            lock_timeout=lock_timeout) as writer:
         if isinstance(encoder, OnnxEncoder):
             writer.keep_encoder(encoder.onnx_file)
         # Files that could not be read are tried again on every run: a permission fixed with chmod
@@ -127,6 +129,29 @@ def update_index(
         writer.finish()
     report.seconds = time.perf_counter() - started
     return report
+
+
+_NO_ROOM = ("no space left", "disk is full", "read-only file system", "readonly database", "disk quota")
+
+
+@contextmanager
+def _no_room_is_one_line(location: str) -> Iterator[None]:
+    """A full or read-only disk stops an update with one line; nothing committed is lost, since
+    every batch is all-or-nothing (SQLite rolls back, the new segment and keyword files are
+    unreferenced and removed by the next update)."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError, RuntimeError, ValueError) as err:
+        text = str(err).lower()
+        full = isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+        if not (full or any(sign in text for sign in _NO_ROOM)):
+            raise
+        what = "is read-only" if "read-only" in text or "readonly" in text or (
+            isinstance(err, OSError) and err.errno == errno.EROFS) else "is full"
+        raise IndexWriteFailed(
+            f"could not write the index in {location}: the disk {what} ({' '.join(str(err).split())[:120]}). "
+            "Nothing was lost: the index still holds its last complete update. Free some space (or make it "
+            "writable) and run `newsdesk index` again") from None
 
 
 @dataclass

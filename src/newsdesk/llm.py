@@ -154,7 +154,7 @@ class LLM:
             if not self.settings.stream:
                 reply = client.chat(chat_messages).message.content
                 if not isinstance(reply, str):
-                    raise ValueError(f"the reply has no text content: {reply!r}")
+                    raise MalformedReply(f"the reply has no text content: {reply!r}")
                 return reply
             text = ""
             started = False
@@ -184,37 +184,71 @@ class LLM:
         def attempt(client: Any) -> str:
             reply = client.chat(_messages([("user", prompt)])).message.content
             if not isinstance(reply, str) or not reply.strip():
-                raise ValueError("the model returned no standalone question")
+                raise MalformedReply("the model returned no standalone question")
             return " ".join(reply.split())
 
         return self._with_retries(attempt, deadline)
 
     def _with_retries(self, attempt: Callable[[Any], str], deadline: Deadline,
                       restart: Callable[[], None] | None = None) -> str:
+        """One policy for every call (tenacity): retry what a client reports as a transport failure,
+        a timeout, a 408/409/429/5xx or a reply it could not parse, at most `retries` times, never
+        past the deadline; give up at once on anything else the client reports (a refused key, an
+        unknown model). Any other exception is a bug and is raised as it is."""
+        from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
         s = self.settings
-        last = ""
-        for i in range(s.retries + 1):
-            left = deadline.remaining()
-            if left <= 0.05:
-                break
-            try:
-                return attempt(self.client(min(s.timeout, left)))
-            except DeadlineExceeded:
-                raise LLMUnavailable(TIMED_OUT, "the deadline passed while the model was answering") from None
-            except Exception as err:  # noqa: BLE001 - every failure is classified below
-                retry, wait, last = _classify(err)
-                log.warning("LLM %s attempt %d/%d failed: %s", s.model, i + 1, s.retries + 1, last)
-                if not retry:
-                    raise LLMUnavailable(_note_for(err), last) from err
+        failures: list[str] = []
+
+        def wait(state: RetryCallState) -> float:
+            err = state.outcome.exception() if state.outcome else None
+            asked = _retry_after(err) if err is not None else None
+            n = state.attempt_number - 1
+            delay = asked if asked is not None else s.backoff * (2 ** n) * (0.75 + random.random() / 2)
+            return max(0.0, delay)
+
+        def out_of_time(state: RetryCallState) -> bool:
+            # Stop when the next wait would reach the deadline: a retry cannot finish in time.
+            return wait(state) >= deadline.remaining() - 0.05
+
+        def before_sleep(state: RetryCallState) -> None:
             if restart is not None:
                 restart()
-            if i == s.retries:
-                break
-            delay = wait if wait is not None else s.backoff * (2 ** i) * (0.75 + random.random() / 2)
-            if delay >= deadline.remaining():
-                break
-            self._sleep(delay)
-        raise LLMUnavailable(TIMED_OUT if "timed out" in last.lower() or not last else UNUSABLE, last)
+
+        retrying = Retrying(stop=stop_after_attempt(s.retries + 1) | out_of_time, wait=wait,
+                            retry=retry_if_exception(_retryable), before_sleep=before_sleep, reraise=True,
+                            sleep=self._sleep)
+        try:
+            for attempt_state in retrying:
+                with attempt_state:
+                    left = deadline.remaining()
+                    if left <= 0.05:
+                        raise DeadlineExceeded()
+                    try:
+                        return attempt(self.client(min(s.timeout, left)))
+                    except DeadlineExceeded:
+                        raise
+                    except Exception as err:
+                        if _known(err):
+                            failures.append(_describe(err))
+                            log.warning("LLM %s attempt %d/%d failed: %s", s.model, attempt_state.retry_state.attempt_number,
+                                        s.retries + 1, failures[-1])
+                        raise
+        except DeadlineExceeded:
+            raise LLMUnavailable(TIMED_OUT, "the deadline passed while the model was answering") from None
+        except Exception as err:
+            if not _known(err):
+                raise  # a bug in newsdesk or a client: not the model's fault, keep the traceback
+            last = failures[-1] if failures else _describe(err)
+            if not _retryable(err):
+                raise LLMUnavailable(_note_for(err), last) from err
+            timed_out = isinstance(err, _timeouts()) or "timed out" in last.lower()
+            raise LLMUnavailable(TIMED_OUT if timed_out else UNUSABLE, last) from err
+        raise LLMUnavailable(TIMED_OUT, "no attempt could start before the deadline")
+
+
+class MalformedReply(ValueError):
+    """The server answered, but not with what the protocol promises (no text, no question)."""
 
 
 TIMED_OUT = "The language model did not answer in time, so this answer is made of the articles' own sentences."
@@ -229,36 +263,95 @@ def _messages(messages: Sequence[Message]) -> list[Any]:
     return [ChatMessage(role=role, content=content) for role, content in messages]
 
 
-def _classify(err: Exception) -> tuple[bool, float | None, str]:
-    """(retry?, server-requested wait or None, description) for a failed attempt."""
+def _status(err: BaseException) -> int | None:
     status = getattr(err, "status_code", None)
     response = getattr(err, "response", None)
     if status is None and response is not None:
         status = getattr(response, "status_code", None)
-    described = f"{type(err).__name__}: {err}"
+    return status if isinstance(status, int) else None
+
+
+def _client_errors() -> tuple[type[BaseException], ...]:
+    """The errors the two clients (and their HTTP layer) raise for a failed exchange."""
+    import httpx
+
+    errors: list[type[BaseException]] = [httpx.HTTPError, MalformedReply, json.JSONDecodeError]
+    try:
+        import openai
+
+        errors.append(openai.APIError)
+    except ImportError:
+        pass
+    try:
+        import ollama
+
+        errors += [ollama.ResponseError, ollama.RequestError]
+    except ImportError:
+        pass
+    try:
+        import pydantic_core
+
+        errors.append(pydantic_core.ValidationError)  # a reply the client could not parse
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _timeouts() -> tuple[type[BaseException], ...]:
+    import httpx
+
+    out: list[type[BaseException]] = [httpx.TimeoutException, TimeoutError]
+    try:
+        import openai
+
+        out.append(openai.APITimeoutError)
+    except ImportError:
+        pass
+    return tuple(out)
+
+
+def _known(err: BaseException) -> bool:
+    return isinstance(err, _client_errors()) or isinstance(err, (ConnectionError, TimeoutError))
+
+
+def _retryable(err: BaseException) -> bool:
+    """Worth another attempt: the exchange failed, not the request itself."""
+    if not _known(err):
+        return False
+    status = _status(err)
     if status == -1:  # Ollama reported an error in the middle of a stream
-        return True, None, described
+        return True
     if status is not None:
-        wait = None
-        if response is not None and status == 429:
-            wait = _retry_after(getattr(response, "headers", {}) or {})
-        retry = status in (408, 409, 429) or status >= 500
-        return retry, wait, f"HTTP {status} ({described})"
-    if isinstance(err, (ConnectionError, TimeoutError, json.JSONDecodeError, ValueError, KeyError, TypeError,
-                        AttributeError, IndexError)):
-        return True, None, described
-    name = type(err).__name__
-    # httpx and openai transport errors, and parse errors of either client
-    if any(word in name for word in ("Timeout", "Connect", "Connection", "Transport", "Protocol", "Read",
-                                      "Decode", "Validation", "Remote")):
-        return True, None, described
-    return False, None, described
+        return status in (408, 409, 429) or status >= 500
+    import httpx
+
+    try:
+        import openai
+
+        if isinstance(err, openai.APIStatusError):
+            return False  # a status we did not read: not retried
+    except ImportError:
+        pass
+    if isinstance(err, httpx.HTTPStatusError):
+        return False
+    return True  # transport failures, timeouts and replies that could not be parsed
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
+def _describe(err: BaseException) -> str:
+    status = _status(err)
+    described = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
+    return f"HTTP {status} ({described})" if status is not None and status >= 0 else described
+
+
+def _retry_after(err: BaseException) -> float | None:
+    """The seconds a 429 asks to wait (Retry-After), if it says."""
+    if _status(err) != 429:
+        return None
+    response = getattr(err, "response", None)
+    headers = getattr(response, "headers", None) or {}
     try:
         return max(0.0, float(headers.get("retry-after") or headers.get("Retry-After") or ""))
-    except ValueError:
+    except (TypeError, ValueError):
         return None
 
 
