@@ -92,8 +92,8 @@ class NewsdeskBot(commands.AutoShardedBot):
 
         if self.desk is None:
             log.info("Opening the index in %s (loading the model takes a few seconds)", self.settings.index_dir)
-            self.desk = await asyncio.to_thread(Desk.open, self.settings.index_dir,
-                                                corpus=self.settings.corpus_dir, llm=self.settings.llm)
+            self.desk = await asyncio.to_thread(Desk.open, self.settings.index, corpus=self.settings.corpus,
+                                                llm=self.settings.llm, milvus_token=self.settings.milvus_token)
         self.add_dynamic_items(VoteButton)
         await self.add_cog(Questions(self))
         await self.add_cog(Admin(self))

@@ -53,9 +53,9 @@ def run(config: str | Path | None = None, *, index_dir: str | Path | None = None
     try:
         settings = load_settings(config)
         if index_dir is not None:
-            settings = replace(settings, index_dir=Path(index_dir))
+            settings = replace(settings, index=str(index_dir))
         if corpus_dir is not None:
-            settings = replace(settings, corpus_dir=Path(corpus_dir))
+            settings = replace(settings, corpus=Path(corpus_dir))
         token = discord_token()
     except SettingsError as err:
         return _fail(str(err))

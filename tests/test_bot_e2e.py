@@ -56,7 +56,7 @@ class Env:
 
 def bot_settings(server: FakeDiscord, desk: Desk, log: Path, **changes: Any) -> BotSettings:
     return replace(BotSettings(
-        index_dir=desk.settings.index_dir, corpus_dir=desk.settings.corpus_dir,
+        index=str(desk.settings.index_dir), corpus=desk.settings.corpus_dir,
         allowed_channels=frozenset({server.news_channel_id, server.plain_channel_id}),
         admin_roles=frozenset({server.admin_role_id}), rate_limit=3, rate_window=60, feedback_log=log,
         command_guilds=frozenset({server.guild_id}),

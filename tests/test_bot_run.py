@@ -25,7 +25,7 @@ def test_example_settings_file_loads_and_paths_are_relative_to_it(tmp_path: Path
     config.parent.mkdir()
     config.write_text(example, encoding="utf-8")
     settings = load_settings(config, env={})
-    assert settings.index_dir == config.parent / "index"
+    assert settings.index == str(config.parent / "index") and settings.corpus == config.parent / "corpus"
     assert settings.feedback_log == config.parent / "feedback.jsonl"
     assert settings.allowed_channels == frozenset() and settings.rate_limit == 5
 
@@ -38,7 +38,7 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
            "NEWSDESK_BOT_RATE_WINDOW": "30"}
     s = load_settings(config, env=env)
     assert s.allowed_channels == {444, 555} and s.answer_in_dms is True
-    assert s.index_dir == Path("/srv/index") and s.rate_window == 30.0
+    assert s.index == "/srv/index" and s.rate_window == 30.0
     assert s.rate_limit == 2 and s.admin_roles == {333}
 
 
@@ -52,8 +52,10 @@ def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ('chanels = [1]', "unknown setting(s) chanels; the settings are"),
     ('allowed_channels = ["general"]', "must hold numeric ids"),
     ('answer_in_dms = "maybe"', "must be true or false"),
-    ('rate_limit = -1', "must be a number of at least 0"),
-    ('k = 0', "k must be between 1 and 50"),
+    ('rate_limit = -1', "rate_limit in"),
+    ('k = 0', "must be at least 1, not 0"),
+    ('k = 51', "must be at most 50, not 51"),
+    ('index = "milvus-lite:///srv/x.db"\nwatch = "yes please"', "watch in"),
     ('index_dir = [', "is not valid TOML"),
 ])
 def test_bad_settings_say_what_to_fix(tmp_path: Path, text: str, message: str) -> None:

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import FIXTURE_CORPUS, SAMPLE_CORPUS
@@ -101,3 +102,13 @@ def test_readme_command_from_a_fresh_directory(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "up to 80 Venezuelan security personnel were killed" in " ".join(proc.stdout.split())
     assert "Sources" in proc.stdout and "[1]" in proc.stdout
+
+
+def test_every_setting_is_documented():
+    """docs/settings.md lists every row of the settings table with its environment variable."""
+    from newsdesk.settings import SETTINGS
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "settings.md").read_text(encoding="utf-8")
+    rows = [line for line in doc.splitlines() if line.startswith("| `")]
+    for s in SETTINGS:
+        assert any(f"`{s.name}`" in r and f"`{s.env}`" in r for r in rows), f"{s.name} ({s.env}) is not documented"

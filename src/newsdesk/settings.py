@@ -25,7 +25,7 @@ GROUPS = ("newsdesk", "llm", "bot")
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # path | str | int | float | bool | ids | choice
+    kind: str  # path | location (a path or a URI) | str | int | float | bool | ids | choice
     default: Any
     help: str
     env: str | None = None
@@ -34,14 +34,15 @@ class Setting:
     low: float | None = None
     high: float | None = None
     secret: bool = False  # environment only: never accepted from a file
+    aliases: tuple[str, ...] = ()  # older names accepted in a settings file
 
 
 SETTINGS: tuple[Setting, ...] = (
     # -- newsdesk: the CLI and the bot ------------------------------------------------------
     Setting("corpus", "path", "corpus", "Folder of articles (sub-folders allowed; the first folder names the source).",
-            "NEWSDESK_CORPUS"),
-    Setting("index", "str", "index", "Where the index lives: a folder, `milvus-lite:///path/file.db` or "
-            "`milvus://host:19530/collection`.", "NEWSDESK_INDEX"),
+            "NEWSDESK_CORPUS", aliases=("corpus_dir",)),
+    Setting("index", "location", "index", "Where the index lives: a folder, `milvus-lite:///path/file.db` or "
+            "`milvus://host:19530/collection`.", "NEWSDESK_INDEX", aliases=("index_dir",)),
     Setting("model", "str", "all-MiniLM-L6-v2", "A sentence-transformers model folder; the default is the bundled "
             "all-MiniLM-L6-v2.", "NEWSDESK_MODEL"),
     Setting("encoder", "choice", "auto", "How the model runs: `auto` (ONNX int8 on a CPU, torch on a GPU), "
@@ -53,6 +54,44 @@ SETTINGS: tuple[Setting, ...] = (
             "NEWSDESK_FOLLOW_SYMLINKS"),
     Setting("milvus_token", "str", "", "Credentials for a Milvus server (`user:password` or an API key).",
             "NEWSDESK_MILVUS_TOKEN", secret=True),
+    # -- bot: the Discord front end (top-level keys of its TOML file, besides the newsdesk ones) --
+    Setting("token", "str", "", "The bot's token, from the Discord developer portal (Bot -> Reset Token).",
+            "DISCORD_TOKEN", "bot", secret=True),
+    Setting("config", "path", "newsdesk-bot.toml", "The bot's settings file (TOML); only from the environment or "
+            "--config.", "NEWSDESK_BOT_CONFIG", "bot", secret=True),
+    Setting("allowed_channels", "ids", frozenset(), "Channel ids the bot answers in (threads count as their parent); "
+            "empty: every channel it can see.", "NEWSDESK_BOT_CHANNELS", "bot"),
+    Setting("admin_roles", "ids", frozenset(), "Role ids whose members may run /reindex and /channel; empty: the "
+            "server owner only.", "NEWSDESK_BOT_ADMIN_ROLES", "bot"),
+    Setting("rate_limit", "int", 5, "Questions per user per rate_window seconds; 0 turns the limit off.",
+            "NEWSDESK_BOT_RATE_LIMIT", "bot", low=0),
+    Setting("rate_window", "float", 60.0, "The rate limit's window, in seconds.", "NEWSDESK_BOT_RATE_WINDOW", "bot",
+            low=0),
+    Setting("answer_in_dms", "bool", False, "Answer direct messages too.", "NEWSDESK_BOT_DMS", "bot"),
+    Setting("watch", "bool", False, "Keep the index current in the background while articles land in the corpus.",
+            "NEWSDESK_BOT_WATCH", "bot"),
+    Setting("feedback_log", "path", "feedback.jsonl", "Where votes and the answers they are about are appended.",
+            "NEWSDESK_BOT_FEEDBACK_LOG", "bot"),
+    Setting("message_content", "bool", True, "Ask Discord for the Message Content intent (follow-ups without a "
+            "mention).", "NEWSDESK_BOT_MESSAGE_CONTENT", "bot"),
+    Setting("sync_commands", "bool", True, "Register the slash commands at start when they changed.",
+            "NEWSDESK_BOT_SYNC_COMMANDS", "bot"),
+    Setting("command_guilds", "ids", frozenset(), "Register the commands in these servers only (instant); empty: "
+            "globally.", "NEWSDESK_BOT_COMMAND_GUILDS", "bot"),
+    Setting("max_question_chars", "int", 500, "Longer questions are cut to this many characters.",
+            "NEWSDESK_BOT_MAX_QUESTION_CHARS", "bot", low=20),
+    Setting("workers", "int", 2, "Questions answered at the same time (each keeps a core busy).",
+            "NEWSDESK_BOT_WORKERS", "bot", low=1),
+    Setting("max_queue", "int", 20, "Questions that may wait for a worker; more are asked to try again.",
+            "NEWSDESK_BOT_MAX_QUEUE", "bot", low=0),
+    Setting("max_conversations", "int", 2000, "Conversations kept in memory; older ones are rebuilt from Discord.",
+            "NEWSDESK_BOT_MAX_CONVERSATIONS", "bot", low=1),
+    Setting("shard_count", "int", 0, "Gateway shards; 0 lets Discord recommend a count (needed past 2,500 servers).",
+            "NEWSDESK_BOT_SHARDS", "bot", low=0),
+    Setting("health_port", "int", 0, "Serve /health and /metrics on this port; 0: off.", "NEWSDESK_BOT_HEALTH_PORT",
+            "bot", low=0, high=65535),
+    Setting("health_host", "str", "127.0.0.1", "The address /health and /metrics listen on.",
+            "NEWSDESK_BOT_HEALTH_HOST", "bot"),
     # -- llm: optional generated answers ----------------------------------------------------
     Setting("provider", "choice", "", "`openai-compatible` (OpenAI, vLLM, llama.cpp's server, LM Studio) or "
             "`ollama`; empty: extractive answers only.", "NEWSDESK_LLM_PROVIDER", "llm",
@@ -79,16 +118,16 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
-def settings_in(group: str) -> dict[str, Setting]:
-    return {s.name: s for s in SETTINGS if s.group == group}
+def settings_in(*groups: str) -> dict[str, Setting]:
+    return {s.name: s for s in SETTINGS if s.group in groups}
 
 
 def setting(name: str, group: str = "newsdesk") -> Setting:
     return settings_in(group)[name]
 
 
-def read_settings(group: str, table: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None, *,
-                  where: str = "settings", base: Path | None = None,
+def read_settings(group: str | tuple[str, ...], table: Mapping[str, Any] | None = None,
+                  env: Mapping[str, str] | None = None, *, where: str = "settings", base: Path | None = None,
                   extra: Iterable[str] = ()) -> dict[str, Any]:
     """Every setting of `group`, from `env` over `table` over the defaults, parsed and checked.
 
@@ -97,11 +136,16 @@ def read_settings(group: str, table: Mapping[str, Any] | None = None, env: Mappi
     environment relative to the current folder. Keys of `table` in `extra` are left for the
     caller (sub-tables); any other unknown key is an error.
     """
-    if group not in GROUPS:
+    groups = (group,) if isinstance(group, str) else tuple(group)
+    if any(g not in GROUPS for g in groups):
         raise ValueError(f"unknown settings group {group!r}")
-    known = settings_in(group)
+    known = settings_in(*groups)
     table = dict(table or {})
     env = env or {}
+    for s in known.values():
+        for alias in s.aliases:
+            if alias in table and s.name not in table:
+                table[s.name] = table.pop(alias)
     for key in table:
         if key in known and known[key].secret:
             raise SettingsError(
@@ -119,17 +163,20 @@ def read_settings(group: str, table: Mapping[str, Any] | None = None, env: Mappi
         elif name in table:
             values[name] = parse(s, table[name], f"{name} in {where}", base=base or Path.cwd())
         else:
-            values[name] = parse(s, s.default, name, base=Path.cwd()) if s.kind == "path" else s.default
+            values[name] = Path(s.default) if s.kind == "path" else s.default
     return values
 
 
 def parse(s: Setting, value: Any, where: str, *, base: Path) -> Any:
     """One value, converted to the setting's type; a clear SettingsError when it cannot be."""
-    if s.kind == "path":
+    if s.kind in ("path", "location"):
         if not isinstance(value, (str, Path)) or not str(value):
             raise SettingsError(f"{where} must be a path, not {value!r}")
+        if s.kind == "location" and "://" in str(value):
+            return str(value)
         p = Path(value).expanduser()
-        return p if p.is_absolute() else base / p
+        p = p if p.is_absolute() else base / p
+        return str(p) if s.kind == "location" else p
     if s.kind == "bool":
         if isinstance(value, bool):
             return value
