@@ -41,15 +41,15 @@ def test_quoted_speech_keeps_its_speaker(sample_desk):
     assert_quotes_verbatim(sample_desk, answer)
 
 
-@pytest.mark.parametrize("question", [
-    "What did the Pentagon official say about the mission?",
-    "Which countries condemned the raid?",
-    "When did the operation take place?",
-    "Who is Elena Marquez?",
+@pytest.mark.parametrize("question,fact", [
+    ("What did the Pentagon official say about the mission?", "a precise counter-narcotics action"),
+    ("Which countries condemned the raid?", "Cuba and Nicaragua"),
+    ("When did the operation take place?", "January 3, 2026"),
+    ("Who is Elena Marquez?", "Elena Marquez"),
 ])
-def test_every_quote_is_verbatim_at_its_span(sample_desk, question):
+def test_every_quote_is_verbatim_at_its_span(sample_desk, question, fact):
     answer = sample_desk.ask(question)
-    assert answer.citations or answer.abstained
+    assert not answer.abstained and fact in answer.citations[0].quote, answer.text
     assert_quotes_verbatim(sample_desk, answer)
 
 

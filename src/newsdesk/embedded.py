@@ -152,7 +152,11 @@ class EmbeddedWriter:
         self.resumed = resumed
         remove_unreferenced_segments(store)
         self.keywords = KeywordIndex(store.folder / "keywords", create=not (store.folder / "keywords").exists())
-        purge(store, self.keywords)
+        try:
+            purge(store, self.keywords)
+        except BaseException:
+            self.close()  # no writer object reaches the caller: let go of tantivy's lock here
+            raise
 
     @classmethod
     def open(cls, index_dir: Path, new_manifest: dict[str, Any], compatible: Callable[[dict], None], *,
@@ -214,6 +218,7 @@ class EmbeddedWriter:
             remove_other_stores(self.index_dir)
 
     def close(self) -> None:
+        self.keywords.abandon()  # finished: nothing left; failed: what was not committed goes
         self.store.close()
 
 

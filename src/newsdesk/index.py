@@ -139,6 +139,7 @@ def _no_room_is_one_line(location: str) -> Iterator[None]:
     """A full or read-only disk stops an update with one line; nothing committed is lost, since
     every batch is all-or-nothing (SQLite rolls back, the new segment and keyword files are
     unreferenced and removed by the next update)."""
+    message = None
     try:
         yield
     except (OSError, sqlite3.OperationalError, RuntimeError, ValueError) as err:
@@ -148,10 +149,11 @@ def _no_room_is_one_line(location: str) -> Iterator[None]:
             raise
         what = "is read-only" if "read-only" in text or "readonly" in text or (
             isinstance(err, OSError) and err.errno == errno.EROFS) else "is full"
-        raise IndexWriteFailed(
-            f"could not write the index in {location}: the disk {what} ({' '.join(str(err).split())[:120]}). "
-            "Nothing was lost: the index still holds its last complete update. Free some space (or make it "
-            "writable) and run `newsdesk index` again") from None
+        message = (f"could not write the index in {location}: the disk {what} ({' '.join(str(err).split())[:120]}). "
+                   "Nothing was lost: the index still holds its last complete update. Free some space (or make it "
+                   "writable) and run `newsdesk index` again")
+    if message is not None:  # raised outside the except block: the failed writer's frames are let go
+        raise IndexWriteFailed(message)
 
 
 @dataclass

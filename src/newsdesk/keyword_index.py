@@ -123,7 +123,8 @@ class KeywordIndex:
         """Add chunks: (chunk id, body stems, title stems, day, source, doc id), stems space-separated."""
         import tantivy
 
-        writer = self.writer
+        # self.writer each time, never a local: a failure's traceback must not keep the writer (and
+        # its lock on the folder) alive after `abandon`.
         for chunk_id, body, title, day, source, doc_id in rows:
             doc = tantivy.Document()
             doc.add_unsigned("id", int(chunk_id))
@@ -133,7 +134,7 @@ class KeywordIndex:
             if source:
                 doc.add_text("source", source.lower())
             doc.add_text("doc", doc_id)
-            writer.add_document(doc)
+            self.writer.add_document(doc)
 
     def delete(self, chunk_ids: Iterable[int]) -> int:
         """Delete chunks by id (by query: tantivy-py's delete by term does not match u64 fields)."""
@@ -169,9 +170,19 @@ class KeywordIndex:
             except ValueError:
                 pass  # another writer appeared; it collects next time
 
-    def rollback(self) -> None:
+    def abandon(self) -> None:
+        """After a failed update: drop what was not committed and give up the writer's lock."""
         if self._writer is not None:
-            self._writer.rollback()
+            try:
+                self._writer.rollback()
+            except ValueError:
+                pass
+            self._writer = None
+            # A failed commit's traceback holds a reference cycle to the writer; collect it now,
+            # so the folder's lock is free for the next update in this process.
+            import gc
+
+            gc.collect()
 
     # -- reading ---------------------------------------------------------------------------------
     def reload(self) -> None:
@@ -241,10 +252,11 @@ def _read_only_view(folder: Path) -> Path:
     read-only storage refuses. A published index does not change while it is read, so a
     temporary folder of links to its files, where the lock files can be made, is an exact view."""
     shadow = Path(tempfile.mkdtemp(prefix="newsdesk-keywords-"))
-    for entry in os.scandir(folder):
-        if entry.name.startswith(".tantivy") and entry.name.endswith(".lock"):
-            continue
-        os.symlink(os.path.abspath(entry.path), shadow / entry.name)
+    with os.scandir(folder) as listing:
+        for entry in listing:
+            if entry.name.startswith(".tantivy") and entry.name.endswith(".lock"):
+                continue
+            os.symlink(os.path.abspath(entry.path), shadow / entry.name)
     log.info("the keyword index in %s is read-only: reading it through %s", folder, shadow)
     import atexit
 

@@ -146,7 +146,8 @@ def corpus_files(root: Path, *, follow_symlinks: bool = False) -> CorpusFiles:
             return
         seen_dirs.add(real)
         try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
         except OSError as err:
             out.skipped.append(Skipped(rel(folder) or ".", f"cannot list the folder ({err.strerror or err})"))
             return
