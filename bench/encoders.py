@@ -1,0 +1,114 @@
+"""The three ways to run the model, side by side: torch fp32, ONNX fp32, ONNX int8.
+
+    python bench/encoders.py                 # throughput and query latency (about 10 minutes)
+    python bench/encoders.py --quality       # also retrieval quality: builds both sets' indexes with
+                                             # each encoder (about 40 minutes the first time)
+
+Throughput: the same 2,048 BBC chunks (real chunk texts from the BBC bench index, about 250 word
+pieces each) encoded by each encoder with both cores, batches of 32, longest first. Query
+latency: the 296 RealTime QA questions, one at a time, one thread. Quality: R@1/R@5/MRR@10 of
+hybrid retrieval (a gold answer string in the top passages) on SQuAD and RealTime QA with an index
+built by each encoder; int8 is the default only if it stays within one point of torch fp32 at R@5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from evalsets import bbc, contains_answer, index_dir, newsqa, open_or_build, squad  # noqa: E402
+
+from newsdesk import Desk  # noqa: E402
+from newsdesk.config import Settings  # noqa: E402
+from newsdesk.desk import load_encoder  # noqa: E402
+from newsdesk.retrieve import Fusion, search  # noqa: E402
+from newsdesk.store import Filters  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+KINDS = ("torch", "onnx", "onnx-int8")
+
+
+def chunk_texts(n: int) -> list[str]:
+    desk = open_or_build(bbc())
+    with desk.backend.generation() as view:
+        return [r[0] for r in view.conn.execute("SELECT text FROM chunks ORDER BY id LIMIT ?", (n,))]
+
+
+def throughput(kind: str, texts: list[str]) -> dict:
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)  # the torch encoder uses torch's process-wide threads
+    encoder = load_encoder(Settings().model_folder(), kind)
+    encoder.encode(texts[:64])  # warm up
+    started = time.perf_counter()
+    encoder.encode(texts, batch_size=32)
+    seconds = time.perf_counter() - started
+    return {"chunks_per_s": len(texts) / seconds, "seconds": seconds}
+
+
+def query_latency(kind: str, questions: list[str]) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    encoder = load_encoder(Settings().model_folder(), kind)
+    for q in questions[:20]:
+        encoder.encode_query(q)
+    ms = []
+    for q in questions:
+        t0 = time.perf_counter()
+        encoder.encode_query(q)
+        ms.append((time.perf_counter() - t0) * 1000)
+    return {"query_p50_ms": float(np.percentile(ms, 50)), "query_p95_ms": float(np.percentile(ms, 95))}
+
+
+def quality(kind: str) -> dict:
+    out = {}
+    for dataset in (squad(), newsqa()):
+        desk = open_or_build(dataset, kind)
+        ranks = []
+        for q in dataset.questions:
+            if not q.answers:
+                continue
+            vector = desk.encoder.encode_query(q.text)
+            with desk.backend.generation() as view:
+                passages = search(view, q.text, vector, 10, Filters(), Fusion())
+            ranks.append(next((i for i, p in enumerate(passages, 1) if contains_answer(p.text, q.answers)), None))
+        n = len(ranks)
+        out[dataset.name] = {"r@1": sum(1 for r in ranks if r and r <= 1) / n, "r@5": sum(1 for r in ranks if r and r <= 5) / n,
+                             "mrr@10": sum(1 / r for r in ranks if r) / n, "questions": n,
+                             "build_s": desk.last_update.seconds if desk.last_update else None}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chunks", type=int, default=2048)
+    parser.add_argument("--quality", action="store_true")
+    args = parser.parse_args()
+    texts = chunk_texts(args.chunks)
+    questions = [q.text for q in newsqa().questions]
+    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "chunks": len(texts), "encoders": {}}
+    for kind in KINDS:
+        row = throughput(kind, texts) | query_latency(kind, questions)
+        if args.quality:
+            row["quality"] = quality(kind)
+        results["encoders"][kind] = row
+        print(kind, json.dumps(row), flush=True)
+    base = results["encoders"]["torch"]["chunks_per_s"]
+    for kind in KINDS:
+        results["encoders"][kind]["speed_vs_torch"] = results["encoders"][kind]["chunks_per_s"] / base
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "encoders.json").write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
