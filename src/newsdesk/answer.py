@@ -100,11 +100,12 @@ def question_features(evidence: Evidence, scored: list[Scored], x: np.ndarray) -
         float(np.log(best / max(1.0 - best, 1e-9))), best - second, top.dense, float(x[:, col["sentence_cos"]].max()),
         float(x[0, col["cover"]]), float(x[:, col["cover_plain"]].max()), float(x[:, col["missing_idf"]].min()),
         float(x[0, col["kind_missing"]]), float(x[:, col["missing_share"]].min()),
+        float(x[0, col["matched"]] >= 0.999),  # every word the question asks about, in one sentence
     ], dtype=np.float64)
 
 
 QUESTION_FEATURES = ("best_logit", "best_gap", "top_passage_cos", "best_sentence_cos", "best_cover", "max_cover",
-                     "min_missing_idf", "best_kind_missing", "min_missing_share")
+                     "min_missing_idf", "best_kind_missing", "min_missing_share", "best_full_match")
 
 
 def answer(evidence: Evidence, settings: AnswerSettings = AnswerSettings()) -> Answer:
