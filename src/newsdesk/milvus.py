@@ -92,6 +92,7 @@ PIECE_CHARS = 16000  # text pieces: at most 4 bytes a character, so always under
 ID_BYTES = 2048  # document ids (paths relative to the corpus, plus "#n" for records)
 PATH_BYTES = 4096
 KEY_BYTES = 8192
+SVEC_INLINE = VARCHAR_BYTES  # base64 sentence vectors longer than this are kept in kv, in pieces
 IN_SLICE = 500  # values per `field in [...]` expression
 WRITE_ROWS = 512  # rows per insert or upsert request
 
@@ -280,6 +281,23 @@ def _now() -> str:
 def part_number(name: str) -> int:
     """The part's chunk-id range (22 bits, never 0), from its name: hosts need not coordinate."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") % (2**22 - 1) + 1
+
+
+def fit_stems(body: list[str], title: list[str]) -> tuple[list[str], list[str]]:
+    """A chunk's stems and its title's, cut to what one VARCHAR holds (the body's first: a title
+    can be a whole paragraph when an article has no headline line)."""
+    room = VARCHAR_BYTES
+    kept: list[list[str]] = []
+    for words in (body, title):
+        out = []
+        for w in words:
+            size = _bytes(w) + 1
+            if size > room:
+                break
+            out.append(w)
+            room -= size
+        kept.append(out)
+    return kept[0], kept[1]
 
 
 def text_pieces(text: str, line_map: Sequence[Sequence[int]]) -> list[str]:
@@ -1185,15 +1203,13 @@ class MilvusWriter:
                     "title": _fit(doc.title), "url": _fit(doc.url), "published": _fit(doc.published, 64)}
             for c in doc_chunks:
                 chunk_id = (number << PART_BITS) | (first_seq + pos)
-                body = terms(c.text)
+                body, title_part = fit_stems(terms(c.text), title_stems)
                 df.update(set(body))
-                stems = " ".join([*body, *title_stems])
-                if _bytes(stems) > VARCHAR_BYTES:
-                    stems = _fit(stems).rsplit(" ", 1)[0]
+                stems = " ".join([*body, *title_part])
                 blob = base64.b64encode(batch.sentence_vectors[pos]).decode("ascii")
                 parts = 0
-                if len(blob) > VARCHAR_BYTES:
-                    pieces_sv = [blob[at:at + VARCHAR_BYTES] for at in range(0, len(blob), VARCHAR_BYTES)]
+                if len(blob) > SVEC_INLINE:  # a 200-token chunk of very short sentences, or a large model
+                    pieces_sv = [blob[at:at + SVEC_INLINE] for at in range(0, len(blob), SVEC_INLINE)]
                     svec_rows += [kv_row("svec", f"{chunk_id}{SEP}{n}", part=self.part, owner=f"svec{SEP}{chunk_id}",
                                          num=n, value=p) for n, p in enumerate(pieces_sv)]
                     blob, parts = "", len(pieces_sv)
@@ -1201,7 +1217,7 @@ class MilvusWriter:
                 chunk_rows.append({
                     "id": chunk_id, "doc_id": doc.doc_id, "version": version, "part": self.part, "seq": c.seq,
                     "start": c.start, "end": c.end, "text": "" if long_text else c.text, "long_text": long_text,
-                    "stems": stems, "title_terms": len(title_stems), "vector": vectors[pos].astype(np.float32).tolist(),
+                    "stems": stems, "title_terms": len(title_part), "vector": vectors[pos].astype(np.float32).tolist(),
                     "sentences": [list(s) for s in c.sentences], "sentence_vectors": blob, "svec_parts": parts,
                     **meta,
                 })
