@@ -20,7 +20,10 @@ from newsdesk.errors import (CorpusError, IndexBusy, IndexCorrupt, IndexEmpty, I
 _LAZY = {
     "Desk": "newsdesk.desk",
     "IndexStats": "newsdesk.desk",
-    "TopicUpdate": "newsdesk.desk",
+    "TopicNews": "newsdesk.topics",
+    "TopicWatch": "newsdesk.topics",
+    "story_notes": "newsdesk.story",
+    "human_date": "newsdesk.story",
     "ChatSession": "newsdesk.chat",
     "is_command": "newsdesk.chat",
     "Answer": "newsdesk.results",
@@ -69,7 +72,9 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from newsdesk.chat import ChatSession, is_command
     from newsdesk.chunk import Chunk
     from newsdesk.config import ChunkSettings
-    from newsdesk.desk import Desk, IndexStats, TopicUpdate
+    from newsdesk.desk import Desk, IndexStats
+    from newsdesk.story import human_date, story_notes
+    from newsdesk.topics import TopicNews, TopicWatch
     from newsdesk.index import UpdateReport
     from newsdesk.llm import LLMSettings, LLMSettingsError
     from newsdesk.load import Document, Skipped

@@ -22,6 +22,7 @@ import numpy as np
 
 from newsdesk.chunk import Chunk
 from newsdesk.load import Document, Skipped
+from newsdesk.results import Report
 from newsdesk.store import ChunkRow, DocText, Filters
 
 Signature = tuple[int, int]  # a corpus file's (size, mtime_ns)
@@ -56,6 +57,12 @@ class IndexView(Protocol):
 
     def segment_count(self) -> int: ...
 
+    def fingerprints(self) -> list[tuple[str, bytes, str | None]]:
+        """(doc_id, near-duplicate fingerprint, published) of every article (newsdesk.dedup)."""
+
+    def headers(self, doc_ids: Sequence[str]) -> dict[str, Report]:
+        """Title, source, date and URL of each article, without its text."""
+
 
 @dataclass
 class Batch:
@@ -69,6 +76,7 @@ class Batch:
     files: dict[str, Signature] = field(default_factory=dict)
     gone: list[str] = field(default_factory=list)
     problems: list[Skipped] = field(default_factory=list)
+    prints: list[bytes] = field(default_factory=list)  # near-duplicate fingerprints, one per document
 
 
 class IndexWriter(Protocol):

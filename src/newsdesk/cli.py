@@ -205,13 +205,16 @@ def index(corpus: Path, index: str, model: str, encoder: str, device: str, follo
 @json_option
 @k_option
 @filter_options
+@click.option("--timeline/--no-timeline", default=None,
+              help="Answer as a dated timeline, one cited sentence per date (default: when the question asks how "
+                   "something changed).")
 @click.pass_context
 def ask(ctx: click.Context, question: str, corpus: Path, index: str, model: str, as_json: bool, k: int,
-        since: str | None, until: str | None, source: str | None) -> None:
+        since: str | None, until: str | None, source: str | None, timeline: bool | None) -> None:
     """Answer QUESTION from the articles, citing the sentences the answer is made of."""
     def run() -> int:
         desk, report = _open(ctx, Path(corpus), index, model)
-        result = desk.ask(question, k=k, since=since, until=until, source=source)
+        result = desk.ask(question, k=k, since=since, until=until, source=source, timeline=timeline)
         if as_json:
             out.line(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         else:
@@ -485,21 +488,18 @@ def where(c: Any) -> str:
 
 
 def print_answer(result: Any) -> None:
+    from newsdesk.story import human_date
+
     out.line(result.text, style="abstain" if result.abstained else "answer")
     out.line()
     for note in result.notes:
         out.line(note, style="dim")
     if result.as_of:
-        out.line(f"As of {result.as_of}.", style="dim")
+        out.line(f"As of {human_date(result.as_of)}.", style="dim")
     for newer in result.newer:
         out.line(f"A newer article on this story exists: {newer.title} ({_meta(newer.source, newer.published)})",
                  style="dim")
     if result.notes or result.as_of or result.newer:
-        out.line()
-    if result.timeline:
-        out.line("Timeline", style="head")
-        for step in result.timeline:
-            out.line(f"  {step.date}  [{step.n}]")
         out.line()
     _print_sources("Sources", result.citations, quotes=True)
     _print_sources("Related", result.related, quotes=True)

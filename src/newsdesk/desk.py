@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from newsdesk.answer import AnswerSettings, Evidence, answer
+from newsdesk.answer import AnswerSettings, Evidence, Scored, answer, citation, score
 from newsdesk.chat import ChatSession
 from newsdesk.config import BUNDLED_MODEL, ChunkSettings, Settings, default_cache_dir
 from newsdesk.embed import ENCODERS, Encoder, ModelFolder, OnnxEncoder, TorchEncoder, dequantize_sentences, onnx_files
@@ -27,14 +27,23 @@ from newsdesk.backend import IndexBackend, IndexView, open_backend
 from newsdesk.index import UpdateReport, check_compatible, update_index
 from newsdesk.keywords import idf_from, question_terms
 from newsdesk.llm import LLM, Deadline, LLMSettings
-from newsdesk.results import Answer
+from newsdesk.news import Stories, collapse, story_groups, story_of, timeline_answer
+from newsdesk.results import Answer, Citation
 from newsdesk.retrieve import Fusion, Passage, SearchMode, search
 from newsdesk.store import Filters
+from newsdesk.topics import MATCH_THRESHOLD, TopicNews, TopicWatch, best_per_article
+from newsdesk.story import asks_for_timeline, with_story
 from newsdesk.support import SupportSettings
 
 log = logging.getLogger("newsdesk")
 
 MAX_K = 50
+# A timeline reads this many passages of its story's articles, and keeps an article's best
+# sentence when it is at least this share as likely to answer as the best of all.
+TIMELINE_DEPTH = 30
+TIMELINE_SHARE = 0.1
+# Passages read per article when matching new articles to a followed topic.
+TOPIC_DEPTH = 40
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,7 @@ class Desk:
         self.support = support
         self.backend = backend or open_backend(settings.index, token=settings.milvus_token)
         self.last_update: UpdateReport | None = None
+        self.stories = Stories()  # the index's copy and story groups, caught up once per generation
         check_compatible(self.backend.manifest(), settings, self.backend.location)
 
     @property
@@ -144,13 +154,15 @@ class Desk:
         vector = self.encoder.encode_query(query)
         with self.backend.generation() as view:
             _require_articles(view, self.backend.location)
-            passages = search(view, query, vector, k, filters, self.fusion, mode)
+            passages = search(view, query, vector, 2 * k, filters, self.fusion, mode)
+            passages = collapse(passages, self.stories.copy_groups(view, {p.doc_id for p in passages}))[:k]
             if not passages and filters:
                 _explain_empty(view, filters)
             return passages
 
     def ask(self, question: str, *, k: int = 5, since: str | date | None = None, until: str | date | None = None,
-            source: str | None = None, context: str = "", prefer: Sequence[str] = (), deadline: float | None = None,
+            source: str | None = None, context: str = "", prefer: Sequence[str] = (), timeline: bool | None = None,
+            among: Sequence[str] = (), deadline: float | None = None,
             on_partial: Callable[[Answer], None] | None = None) -> Answer:
         """The cited answer to `question`.
 
@@ -162,31 +174,112 @@ class Desk:
         `deadline` is the most seconds that may take (default: the model settings' deadline);
         `on_partial` sees the checked answer grow while the model streams. Without a model both
         are ignored.
+
+        Wire copies of one story are one citation that names the other outlets
+        (`also_reported_by`); the answer says as of when (`as_of`) and names newer articles on
+        its story (`newer`). `timeline`: answer as a dated timeline, one cited sentence per date
+        (None: when the question asks how something changed, `newsdesk.story.asks_for_timeline`).
+        `among`: answer only from these articles (doc_ids).
         """
         question = _clean_text(question, "ask a question")
-        filters = _filters(since, until, source)
+        if timeline is None:
+            timeline = asks_for_timeline(question)
+        filters = replace(_filters(since, until, source), doc_ids=tuple(sorted(set(among))))
         _check_k(k)
         limit = Deadline(deadline if deadline is not None else self.llm.settings.deadline) if self.llm else None
-        context = " ".join(context.split())
+        return self._ask(question, filters, k=k, context=" ".join(context.split()), prefer=prefer, timeline=timeline,
+                         limit=limit, on_partial=on_partial, answering=self.answering, llm=self.llm)
+
+    def _ask(self, question: str, filters: Filters, *, k: int, context: str, prefer: Sequence[str], timeline: bool,
+             limit: Deadline | None, on_partial: Callable[[Answer], None] | None, answering: AnswerSettings,
+             llm: LLM | None) -> Answer:
         query = f"{question} {context}".strip()
         vector = self.encoder.encode_query(query)
         with self.backend.generation() as view:
             _require_articles(view, self.backend.location)
             evidence = gather_evidence(view, query, vector, max(k, self.answering_depth), filters, self.fusion,
-                                       prefer=prefer)
+                                       prefer=prefer, stories=self.stories)
             if not evidence.passages and filters:
                 _explain_empty(view, filters)
-        if context:
-            evidence = replace(evidence, question=question, context=context)
-        extractive = answer(evidence, self.answering)
+            if context:
+                evidence = replace(evidence, question=question, context=context)
+            groups = story_groups(view, self.stories, {p.doc_id for p in evidence.passages})
+            extractive = answer(evidence, answering)
+            if timeline and not extractive.abstained:
+                steps = self._timeline_candidates(view, evidence, query, vector, filters)
+                dated = timeline_answer(extractive, steps)
+                if dated is not extractive:
+                    return with_story(replace(dated, query=query if context else None), groups)
         if context:
             extractive = replace(extractive, query=query)
-        if self.llm is None:
-            return extractive
+        if llm is None:
+            return with_story(extractive, groups)
         from newsdesk.generate import generated_answer
 
-        return generated_answer(evidence, extractive, self.llm, self.encoder.encode, deadline=limit,
-                                on_partial=on_partial, support=self.support, answering=self.answering)
+        return with_story(generated_answer(evidence, extractive, llm, self.encoder.encode, deadline=limit,
+                                           on_partial=on_partial, support=self.support, answering=answering),
+                          groups)
+
+    def _timeline_candidates(self, view: IndexView, evidence: Evidence, query: str, vector: np.ndarray,
+                             filters: Filters) -> list[Citation]:
+        """The best sentence of each article on the answer's story (the story groups of the top
+        passages' articles, and the articles retrieved), oldest first, without repeats: a wire
+        copy run a day later says nothing new."""
+        top = list(dict.fromkeys(p.doc_id for p in evidence.passages))
+        docs = story_of(view, self.stories, top[:3])
+        if sum(1 for r in view.headers(docs).values() if r.published) < 2:  # no dated story: what was retrieved
+            docs = story_of(view, self.stories, top)
+        wide = gather_evidence(view, query, vector, TIMELINE_DEPTH, replace(filters, doc_ids=docs), self.fusion)
+        wide = replace(wide, question=evidence.question, context=evidence.context)
+        scored = score(wide, self.answering)
+        if not scored:
+            return []
+        best: dict[str, Scored] = {}
+        for s in scored:
+            if s.probability >= TIMELINE_SHARE * scored[0].probability:
+                best.setdefault(s.passage.doc_id, s)
+        chosen = sorted(best.values(), key=lambda s: (s.passage.published or "", -s.probability))
+        out, seen = [], set()
+        for s in chosen:
+            said = " ".join(wide.docs[s.passage.doc_id].text[s.start:s.end].lower().split())
+            if said in seen:
+                continue
+            seen.add(said)
+            out.append(citation(len(out) + 1, s.passage, wide.docs[s.passage.doc_id], s.start, s.end, s.probability))
+        return out
+
+    # -- standing questions -------------------------------------------------------------------
+    def watch_topic(self, topic: str, *, threshold: float | None = None) -> TopicWatch:
+        """Follow `topic`: after each `update`, `watch.news(report)` gives the new articles that
+        match it with a cited summary of what they say (None when nothing new matches)."""
+        topic = _clean_text(topic, "follow a topic")
+        return TopicWatch(self, topic, MATCH_THRESHOLD if threshold is None else threshold)
+
+    def topic_scores(self, topic: str, doc_ids: Sequence[str]) -> dict[str, float]:
+        """How close each of these articles comes to `topic`: its best passage's cosine."""
+        wanted = tuple(sorted(set(doc_ids)))
+        if not wanted:
+            return {}
+        vector = self.encoder.encode_query(_clean_text(topic, "follow a topic"))
+        with self.backend.generation() as view:
+            hits = view.dense(vector, TOPIC_DEPTH * len(wanted), Filters(doc_ids=wanted))
+            rows = view.chunks([chunk_id for chunk_id, _ in hits])
+        return best_per_article(hits, {i: r.doc_id for i, r in rows.items()})
+
+    def topic_news(self, topic: str, doc_ids: Sequence[str], *, threshold: float = MATCH_THRESHOLD) -> TopicNews | None:
+        """Which of `doc_ids` (new articles) match `topic`, best first, and a cited summary of
+        what they say; None when none does."""
+        scores = {d: s for d, s in self.topic_scores(topic, doc_ids).items() if s >= threshold}
+        if not scores:
+            return None
+        order = sorted(scores, key=lambda d: (-scores[d], d))
+        with self.backend.generation() as view:
+            headers = view.headers(order)
+        order = [d for d in order if d in headers]
+        # Never abstaining: these articles were matched already; the summary says what they say.
+        summary = self._ask(topic, Filters(doc_ids=tuple(order)), k=5, context="", prefer=(), timeline=False,
+                            limit=None, on_partial=None, answering=replace(self.answering, threshold=0.0), llm=None)
+        return TopicNews(topic, tuple(headers[d] for d in order), tuple(scores[d] for d in order), summary)
 
     @property
     def answering_depth(self) -> int:
@@ -243,11 +336,14 @@ def index_stats(backend: IndexBackend) -> IndexStats:
 
 
 def gather_evidence(view: IndexView, question: str, vector: np.ndarray, depth: int, filters: Filters,
-                    fusion: Fusion, *, prefer: Sequence[str] = ()) -> Evidence:
-    """What the answerer reads: the top passages, their documents, term weights and sentence vectors."""
-    passages = search(view, question, vector, depth, filters, fusion)
+                    fusion: Fusion, *, prefer: Sequence[str] = (), stories: Stories | None = None) -> Evidence:
+    """What the answerer reads: the top passages, their documents, term weights and sentence
+    vectors. With `stories`, wire copies are collapsed to one article (`newsdesk.news.collapse`)."""
+    passages = search(view, question, vector, 2 * depth if stories else depth, filters, fusion)
     if prefer:
         passages = _preferring(view, question, vector, passages, prefer, filters, fusion)
+    if stories is not None:
+        passages = collapse(passages, stories.copy_groups(view, {p.doc_id for p in passages}))[:depth]
     docs = view.documents(sorted({p.doc_id for p in passages})) if passages else {}
     stems = sorted(set(question_terms(question)))
     idf = idf_from(view.document_frequencies(stems), view.manifest["chunks"])

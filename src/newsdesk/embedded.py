@@ -24,6 +24,7 @@ from newsdesk.layout import (begin_build, building_store, current_store, discard
                              writer_lock)
 from newsdesk.load import Skipped
 from newsdesk.reader import IndexReader
+from newsdesk.results import Report
 from newsdesk.retrieve import Generation, dense_ranking, keyword_ranking
 from newsdesk.store import ChunkRow, DocText, Filters, Store
 from newsdesk.vectors import new_segment, read_segment, segment_files, write_segment
@@ -81,6 +82,12 @@ class EmbeddedView:
 
     def segment_count(self) -> int:
         return len(self.gen.segments)
+
+    def fingerprints(self) -> list[tuple[str, bytes, str | None]]:
+        return Store.fingerprints(self.gen.conn)
+
+    def headers(self, doc_ids: Sequence[str]) -> dict[str, Report]:
+        return {d: Report(d, *h) for d, h in Store.headers(self.gen.conn, list(doc_ids)).items()} if doc_ids else {}
 
     @property
     def folder(self) -> Path:
@@ -154,6 +161,10 @@ class EmbeddedWriter:
         self.keywords = KeywordIndex(store.folder / "keywords", create=not (store.folder / "keywords").exists())
         try:
             purge(store, self.keywords)
+            with store.transaction() as conn:
+                if added := Store.add_missing_prints(conn):  # a new generation: readers regroup
+                    log.info("fingerprinted %d articles indexed before fingerprints were kept", added)
+                    Store.set_meta(conn, generation=Store.manifest(store, conn)["generation"] + 1)
         except BaseException:
             self.close()  # no writer object reaches the caller: let go of tantivy's lock here
             raise
@@ -261,10 +272,10 @@ def commit_batch(store: Store, keywords: KeywordIndex, batch: Batch) -> None:
             chunks -= Store.remove_document(conn, doc_id)
             documents -= 1
         pos = 0
-        for doc, doc_chunks in batch.docs:
+        for k, (doc, doc_chunks) in enumerate(batch.docs):
             n = len(doc_chunks)
             Store.add_document(conn, doc, doc_chunks, ids[pos:pos + n].tolist(), segment,
-                               batch.sentence_vectors[pos:pos + n])
+                               batch.sentence_vectors[pos:pos + n], batch.prints[k] if batch.prints else None)
             fingerprint ^= document_print(doc.doc_id, doc.content_hash())
             pos += n
             chunks += n

@@ -77,6 +77,7 @@ from newsdesk.errors import (IndexBusy, IndexMismatch, IndexMissing, IndexProble
 from newsdesk.keyword_index import UNDATED, day_number
 from newsdesk.keywords import question_terms, terms
 from newsdesk.load import Skipped
+from newsdesk.results import Report
 from newsdesk.store import FORMAT_VERSION, ChunkRow, DocText, Filters
 
 log = logging.getLogger("newsdesk.milvus")
@@ -1003,6 +1004,20 @@ class MilvusView:
 
     def segment_count(self) -> int:
         return 1  # Milvus segments its collections itself; newsdesk sees one build
+
+    def fingerprints(self) -> list[tuple[str, bytes, str | None]]:
+        """Not kept in Milvus yet: answers from a Milvus index do not collapse wire copies or
+        name newer versions (docs/scale.md, "What Milvus does not do yet")."""
+        return []
+
+    def headers(self, doc_ids: Sequence[str]) -> dict[str, Report]:
+        rows = self.conn.query_in(self.chunks_name, "doc_id", list(doc_ids),
+                                  ["doc_id", "version", "title", "source", "published", "url"], level=self.level,
+                                  extra="seq == 0")
+        self._load_headers(doc_ids)
+        return {r["doc_id"]: Report(r["doc_id"], r["title"], r["source"] or None, r["published"] or None,
+                                    r["url"] or None)
+                for r in rows if (self._headers.get(r["doc_id"]) or {}).get("version") == r["version"]}
 
 
 # -- writing ----------------------------------------------------------------------------------------

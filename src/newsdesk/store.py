@@ -58,6 +58,10 @@ CREATE TABLE IF NOT EXISTS dead (
 CREATE INDEX IF NOT EXISTS dead_segment ON dead(segment);
 -- Source names (lower-cased) by number: the vector segments store the number per chunk.
 CREATE TABLE IF NOT EXISTS sources (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+-- Each document's near-duplicate fingerprint (newsdesk.dedup): which articles are copies or
+-- versions of one story. A table of its own, so a format-3 index made before it gets it (and
+-- its documents' fingerprints) at its next update, without a rebuild.
+CREATE TABLE IF NOT EXISTS prints (doc_id TEXT PRIMARY KEY, data BLOB NOT NULL);
 """
 
 
@@ -257,7 +261,8 @@ class Store:
     # -- writes (inside `transaction`) ------------------------------------------------------
     @staticmethod
     def add_document(conn: sqlite3.Connection, doc: Document, chunks: Sequence[Chunk],
-                     ids: Sequence[int], segment: str, sentence_vectors: Sequence[bytes]) -> None:
+                     ids: Sequence[int], segment: str, sentence_vectors: Sequence[bytes],
+                     fingerprint: bytes | None = None) -> None:
         conn.execute(
             "INSERT INTO docs(doc_id, source_path, content_hash, title, url, published, source, authors, text, "
             "offsets_in, line_map) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -270,6 +275,9 @@ class Store:
             [(i, c.doc_id, c.seq, c.start, c.end, c.text, json.dumps(c.sentences), segment, blob)
              for i, c, blob in zip(ids, chunks, sentence_vectors)],
         )
+        if fingerprint is not None:
+            conn.execute("INSERT OR REPLACE INTO prints(doc_id, data) VALUES (?, ?)", (doc.doc_id, fingerprint))
+
     @staticmethod
     def remove_document(conn: sqlite3.Connection, doc_id: str) -> int:
         """Delete a document and its chunks; the chunks are listed as dead until purged."""
@@ -277,7 +285,19 @@ class Store:
         conn.executemany("INSERT OR REPLACE INTO dead(id, segment, keywords) VALUES (?, ?, 1)", rows)
         conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
         conn.execute("DELETE FROM docs WHERE doc_id = ?", (doc_id,))
+        conn.execute("DELETE FROM prints WHERE doc_id = ?", (doc_id,))
         return len(rows)
+
+    @staticmethod
+    def add_missing_prints(conn: sqlite3.Connection) -> int:
+        """Give every document without a fingerprint one (an index made before they were kept)."""
+        from newsdesk.dedup import fingerprint
+
+        conn.execute("CREATE TABLE IF NOT EXISTS prints (doc_id TEXT PRIMARY KEY, data BLOB NOT NULL)")
+        rows = conn.execute("SELECT doc_id, text, title FROM docs WHERE doc_id NOT IN (SELECT doc_id FROM prints)")
+        added = [(doc_id, fingerprint(text, title)) for doc_id, text, title in rows]
+        conn.executemany("INSERT INTO prints(doc_id, data) VALUES (?, ?)", added)
+        return len(added)
 
     @staticmethod
     def source_number(conn: sqlite3.Connection, source: str | None, *, create: bool = False) -> int:
@@ -333,6 +353,25 @@ class Store:
                             f"WHERE doc_id IN ({marks})", list(doc_ids))
         return {r[0]: DocText(r[1], r[2], r[3], tuple(map(tuple, json.loads(r[4]))), tuple(json.loads(r[5])))
                 for r in rows}
+
+    @staticmethod
+    def fingerprints(conn: sqlite3.Connection) -> list[tuple[str, bytes, str | None]]:
+        """(doc_id, near-duplicate fingerprint, published) of every document that has one."""
+        try:
+            return conn.execute("SELECT p.doc_id, p.data, d.published FROM prints p JOIN docs d "
+                                "ON d.doc_id = p.doc_id").fetchall()
+        except sqlite3.OperationalError as err:  # an index made before fingerprints were kept
+            if "no such table" in str(err):
+                return []
+            raise
+
+    @staticmethod
+    def headers(conn: sqlite3.Connection, doc_ids: Sequence[str]) -> dict[str, tuple[str, str | None, str | None,
+                                                                                  str | None]]:
+        """doc_id -> (title, source, published, url), without the text."""
+        rows = conn.execute("SELECT doc_id, title, source, published, url FROM docs WHERE doc_id IN "
+                            "(SELECT value FROM json_each(?))", (json.dumps(list(doc_ids)),))
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
     @staticmethod
     def sentence_vectors(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, bytes]:

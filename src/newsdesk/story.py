@@ -19,8 +19,10 @@ Rules, and why:
 * **Newer** are the articles of a cited story published after every cited article of that
   story, other than copies from other outlets (those are "also reported by"). Undated articles
   are never newer; a story none of whose cited articles is dated has nothing newer.
-* **Single source**: a cited sentence that only one outlet carries and that attributes its
-  claim ("according to officials", "could not be confirmed") is marked as such in the notes.
+* **Single source**: a cited sentence that only one outlet carries and that gives its content
+  as someone's claim ("according to officials", "allegedly", "could not be confirmed") is
+  marked as such in the notes. A plain "the council said" is not: news attributes nearly every
+  sentence that way, and marking them all would mark every answer.
 """
 
 from __future__ import annotations
@@ -150,13 +152,25 @@ _HEDGE = re.compile(
     r"speaking on condition of anonymity|sources? (?:close to|familiar with))\b", re.IGNORECASE)
 
 
+# A claim, not a report: "according to", "claimed", "alleged" (besides the hedges). A plain "said"
+# is how news reports nearly everything; marking every such sentence would mark every answer.
+_CLAIM = re.compile(r"\b(according to|claim(?:s|ed)?|alleg(?:e|es|ed|ing|ation|ations)|insisted|denied)\b",
+                    re.IGNORECASE)
+
+
 def is_attributed(quote: str) -> bool:
     """The sentence gives its claim as someone's ("according to", "said", "unconfirmed")."""
     return bool(_ATTRIBUTION.search(quote) or _HEDGE.search(quote))
 
 
+def is_claim(quote: str) -> bool:
+    """The sentence gives its content as someone's unchecked claim ("according to two officials",
+    "allegedly", "could not be confirmed"), not as reported fact ("the council said")."""
+    return bool(_CLAIM.search(quote) or _HEDGE.search(quote))
+
+
 def _single_source_claims(citations: Sequence[Citation]) -> list[Citation]:
-    return [c for c in citations if c.single_source and is_attributed(c.quote)]
+    return [c for c in citations if c.single_source and is_claim(c.quote)]
 
 
 # -- timelines -----------------------------------------------------------------------------------
