@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit
 import discord
 
 from newsdesk_bot.split import CONTENT_LIMIT, Page, paginate, truncate
-from newsdesk import Answer, Citation
+from newsdesk import Answer, Citation, human_date, story_notes
 
 QUOTE_CHARS = 350
 TITLE_CHARS = 200
@@ -105,6 +105,10 @@ def answer_text(answer: Answer) -> str:
     citations' order, so a quote that itself contains something like "[7]" stays text.
     """
     sentences = answer.generated.sentences if answer.generated else ()
+    if answer.timeline and not sentences:  # one dated line per step, oldest first
+        by_n = {c.n: c for c in answer.citations}
+        return "\n".join(f"**{human_date(step.date)}:** {escape(by_n[step.n].quote)} [{step.n}]"
+                         for step in answer.timeline if step.n in by_n)
     if sentences:  # a generated answer: its checked sentences, each with its markers
         return " ".join(f"{escape(s.text)} {''.join(f'[{n}]' for n in s.cites)}" for s in sentences)
     text = answer.text
@@ -143,7 +147,10 @@ def render_answer(answer: Answer, *, question: str | None = None, notes: Iterabl
         lines.append(answer_text(answer))
     if answer.query and answer.query != answer.question:
         lines.append(f"-# Searched for: {escape(answer.query)}")
-    lines += [f"-# {note}" for note in [*notes, *answer.notes]]
+    # The answer's notes and its story (as of when, newer articles, how many sources) come from
+    # article metadata: escaped like any article text.
+    told = dict.fromkeys([*answer.notes, *story_notes(answer)])
+    lines += [f"-# {note}" for note in notes] + [f"-# {escape(note)}" for note in told]
 
     sources = answer.related if answer.abstained else answer.citations
     related = [] if answer.abstained else answer.related
@@ -187,6 +194,10 @@ def source_cards(sources: list[Citation], colour: int = ANSWER_COLOUR) -> list[d
             "color": colour,
             "footer": {"text": f"Published {date(first.published)}" if first.published else "Publication date unknown"},
         }
+        if first.also_reported_by:  # the other outlets that ran this story: one card for the story
+            card["fields"] = [{"name": "Also reported by", "inline": False, "value": truncate("\n".join(
+                f"{escape_quote(r.source or r.title, TITLE_CHARS)} · {date(r.published)}"
+                for r in first.also_reported_by), 1024)}]
         if url := link(first.url):
             if url in urls:
                 url = f"{url}{'-' if '#' in url else '#'}{first.n}"

@@ -28,6 +28,7 @@ from newsdesk_bot.format import FOLLOW_UP_HINT, MENTION_HINT, USAGE, escape, esc
 from newsdesk_bot.runner import serve
 from newsdesk_bot.settings import BotSettings
 from discord_server import MEMBER_PERMISSIONS, MESSAGE_CONTENT, CommandHidden, FakeDiscord, Request, pointed_at
+from newsdesk import human_date
 from newsdesk.desk import Desk
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,7 +186,8 @@ async def test_mention_gets_cited_answer_with_source_embeds_buttons_and_a_thread
     assert record["question"] == question and not record["abstained"]
     cited = record["citations"][0]
     assert "reopened on Monday" in cited["quote"]
-    assert body["content"] == " ".join(f"{escape(c['quote'])} [{c['n']}]" for c in record["citations"])
+    assert body["content"] == " ".join(f"{escape(c['quote'])} [{c['n']}]" for c in record["citations"]) + \
+        story_lines(record)
     assert body["allowed_mentions"] == REPLY_NONE
     assert str(body["message_reference"]["message_id"]) == asked["id"]
     assert body["components"] == vote_buttons(answer_id)
@@ -292,9 +294,9 @@ async def test_over_long_question_is_trimmed_with_a_note(env: Env) -> None:
     s = env.server
     question = "How much did the Riverside library repairs cost? " + "Please explain in detail " * 30
     _, reply, mark = await mention(s, question)
-    assert reply.json["content"].endswith(
-        "\n-# Your question was long, so I only read its first 500 characters.")
     record = answer_record(env.settings, answer_id_of(reply.json))
+    assert reply.json["content"].endswith(
+        "\n-# Your question was long, so I only read its first 500 characters." + story_lines(record))
     assert len(record["question"]) <= 500 and question.startswith(record["question"])
     thread = await s.wait_for(lambda r: r.path.endswith("/threads"), since=mark)
     assert len(thread.json["name"]) <= 100
@@ -363,6 +365,12 @@ async def test_abstention_is_plain_and_lists_the_closest_sources(env: Env) -> No
     assert {e["color"] for e in body["embeds"]} == {0xE67E22}
 
 
+def story_lines(record: dict) -> str:
+    """The small lines under an answer that say as of when (these fixtures have no copies)."""
+    days = [c["published"][:10] for c in record["citations"] if c.get("published")]
+    return f"\n-# As of {human_date(max(days))}." if days else ""
+
+
 # -- slash commands and buttons ----------------------------------------------------------------
 async def test_slash_ask_is_deferred_at_once_then_answered_and_threaded(env: Env) -> None:
     s = env.server
@@ -380,7 +388,7 @@ async def test_slash_ask_is_deferred_at_once_then_answered_and_threaded(env: Env
     answer_id = answer_id_of(body)
     record = answer_record(env.settings, answer_id)
     assert body["content"] == f"**Question:** {question}\n" + " ".join(
-        f"{escape(c['quote'])} [{c['n']}]" for c in record["citations"])
+        f"{escape(c['quote'])} [{c['n']}]" for c in record["citations"]) + story_lines(record)
     assert "31 to 9" in body["content"]
     assert body["allowed_mentions"] == NONE and body["components"] == vote_buttons(answer_id)
     assert body["embeds"][0]["title"] == " ".join(f"[{c['n']}]" for c in record["citations"]) + \

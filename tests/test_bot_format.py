@@ -206,3 +206,32 @@ def test_escaped_text_splits_without_orphaned_escapes(text: str) -> None:
     escaped = escape(text) * 30
     for piece in split_text(escaped, CONTENT_LIMIT):
         assert not re.search(r"(?<!\\)(\\\\)*\\$", piece)  # never ends in a lone backslash
+
+
+# -- stories -----------------------------------------------------------------------------------
+def test_a_story_is_one_card_naming_the_other_outlets_and_the_lines_say_as_of_and_newer() -> None:
+    from newsdesk import Report, TimelineEntry
+
+    copies = (Report("c2", "Bridge shut", "Metro **Daily** @everyone", "2026-02-11", None),
+              Report("c3", "Cracks close bridge", "Valley Courier", "2026-02-10", None))
+    first = replace(citation(1, "The bridge was closed, according to the council."), source="Harbour Gazette",
+                    also_reported_by=copies, sources_count=3)
+    a = replace(answered("x"), citations=(first,), text=f"{first.quote} [1]", as_of="2026-02-10",
+                newer=(Report("n1", "Bridge reopens [early](https://phish.example)", "Harbour Gazette", "2026-03-01",
+                              None),))
+    pages = render_answer(a)
+    assert_sendable(pages)
+    card = pages[0].embeds[0]
+    assert card["fields"][0]["name"] == "Also reported by"
+    assert card["fields"][0]["value"] == "Metro \\*\\*Daily\\*\\* @\u200beveryone · 2026-02-11\nValley Courier · 2026-02-10"
+    content = pages[0].content
+    assert "-# As of 10 February 2026." in content
+    assert "-# \\[1\\] Reported by 3 sources." in content
+    newer_line = next(line for line in content.splitlines() if "newer article" in line)
+    assert "](" not in newer_line.replace("\\]", "").replace("\\(", "") and "\\[early\\]" in newer_line
+    # a timeline: one dated line per step, oldest first
+    steps = (citation(1, "At least 12 died.", published="2026-01-03"), citation(2, "The toll rose to 19.",
+                                                                               published="2026-01-04"))
+    dated = replace(answered("x"), citations=steps, text="", timeline=(
+        TimelineEntry("2026-01-03", 1, steps[0].quote), TimelineEntry("2026-01-04", 2, steps[1].quote)))
+    assert answer_text(dated) == "**3 January 2026:** At least 12 died. [1]\n**4 January 2026:** The toll rose to 19. [2]"
