@@ -65,19 +65,25 @@ class Stories:
 
 def collapse(passages: Sequence[Passage], group_of: Mapping[str, str]) -> list[Passage]:
     """One article per copy group: the newest of the group's retrieved articles (a copy run
-    again later, or a version with a revised figure, supersedes the earlier text), its passages
-    placed where the group's best passage was. Passages of other articles keep their order."""
-    keep: dict[str, Passage] = {}  # group -> the passage of the article kept
-    first: dict[str, int] = {}
-    for at, p in enumerate(passages):
+    again later, or a version with a revised figure, supersedes the earlier text). Its best
+    passage takes the place of the group's best passage; every other passage keeps its order."""
+    keep: dict[str, Passage] = {}  # group -> the best passage of the article kept
+    for p in passages:
         group = group_of.get(p.doc_id, p.doc_id)
-        first.setdefault(group, at)
         chosen = keep.get(group)
         if chosen is None or (p.published or "") > (chosen.published or ""):
             keep[group] = p
-    kept = [(first[g], at, p) for at, p in enumerate(passages)
-            if keep[(g := group_of.get(p.doc_id, p.doc_id))].doc_id == p.doc_id]
-    return [p for _, _, p in sorted(kept, key=lambda t: (t[0], t[1]))]
+    out: list[Passage] = []
+    placed: set[str] = set()
+    for p in passages:
+        group = group_of.get(p.doc_id, p.doc_id)
+        best = keep[group]
+        if group not in placed:
+            out.append(best)
+            placed.add(group)
+        elif p.doc_id == best.doc_id and p.chunk_id != best.chunk_id:
+            out.append(p)
+    return out
 
 
 def story_groups(view, stories: Stories, doc_ids: Iterable[str]) -> dict[str, tuple[Member, ...]]:
