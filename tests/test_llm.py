@@ -230,6 +230,25 @@ def test_a_refused_api_key_is_not_retried(llm_corpus_desk, server):
     assert len(server.requests) == 1 and answer.generated.fallback and answer.notes == (UNUSABLE,)
 
 
+@pytest.mark.parametrize("bug", [AttributeError("'NoneType' object has no attribute 'message'"),
+                                 TypeError("unsupported operand"), KeyError("ReadValidationConnect")])
+def test_a_bug_is_raised_once_not_retried_or_turned_into_a_fallback(llm_corpus_desk, server, monkeypatch, bug):
+    """Only the clients' typed transport errors are retried: a programming error (even one whose
+    text reads like a network problem) surfaces with its traceback, after one attempt."""
+    desk = desk_with(llm_corpus_desk, server)
+    server.script(Reply("never asked for"))
+    calls = []
+
+    def broken(self, timeout):
+        calls.append(timeout)
+        raise bug
+
+    monkeypatch.setattr(type(desk.llm), "client", broken)
+    with pytest.raises(type(bug)):
+        desk.ask(LIBRARY_Q)
+    assert len(calls) == 1 and server.requests == []
+
+
 def test_an_unreachable_server_falls_back(llm_corpus_desk, server):
     settings = LLMSettings(provider=OPENAI, model="m", base_url="http://127.0.0.1:9/v1", timeout=1.0, deadline=3.0,
                            retries=1, backoff=0.01)
