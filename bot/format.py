@@ -133,14 +133,17 @@ def _words(text: str) -> str:
 
 
 def render_answer(answer: Answer, *, question: str | None = None, notes: Iterable[str] = (),
-                  embed_links: bool = True) -> list[Page]:
+                  embed_links: bool = True, heading: str | None = None) -> list[Page]:
     """The reply to a question: text with [n] markers, then one embed per source.
 
     `question` is shown above the answer (a slash command's reply does not show what was asked);
+    `heading` is a line of the bot's own markup above that (its caller escapes what goes in it);
     `notes` are small lines under it. Without the Embed Links permission the sources are listed
     in the text instead, since Discord drops embeds silently.
     """
-    lines = [f"**Question:** {escape(question)}"] if question else []
+    lines = [heading] if heading else []
+    if question:
+        lines.append(f"**Question:** {escape(question)}")
     if answer.abstained:
         lines.append(ABSTAINED_RELATED if answer.related else ABSTAINED)
     else:
