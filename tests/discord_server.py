@@ -17,7 +17,9 @@ Discord enforces, so that what would break on Discord breaks here:
   ephemerality); autocomplete answers are checked (at most 25 choices of 1-100 characters);
 - commands: global and per-guild registrations are kept apart, as on Discord, so stale or
   duplicate commands stay visible (`visible_commands`); a member sees a command only if they
-  have its `default_member_permissions` and it allows the context (guild, bot DM);
+  have its `default_member_permissions` and it allows the context (guild, bot DM), unless a
+  server admin allowed or denied it to them or a role of theirs under Integrations (`permit`);
+  string options longer or shorter than their `max_length`/`min_length` cannot be sent;
 - rate limits: per-route buckets with Discord's headers (X-RateLimit-*, Retry-After, Via) and
   429 bodies with `retry_after`;
 - permissions of the bot's own role and channel overwrites: View Channel, Send Messages, Send
@@ -97,6 +99,10 @@ RATE_LIMITS: dict[str, tuple[int, float]] = {
 
 class CommandHidden(AssertionError):
     """Discord would not offer this command to this member here, so no interaction can happen."""
+
+
+class OptionRefused(AssertionError):
+    """Discord's client would not send the command with this option value (too long or too short)."""
 
 
 @dataclass
@@ -183,6 +189,8 @@ class FakeDiscord:
         self.global_commands: list[dict[str, Any]] = []
         self.guild_commands: dict[int, list[dict[str, Any]]] = {}
         self._command_ids: dict[tuple[int | None, int, str], str] = {}
+        # (guild, command name) -> user or role id -> allowed: Server Settings -> Integrations
+        self.command_overrides: dict[tuple[int, str], dict[int, bool]] = {}
         self.interactions: dict[str, dict[str, Any]] = {}  # token -> interaction record
         self.requests: list[Request] = []
         self.identifies: list[dict[str, Any]] = []
@@ -621,6 +629,22 @@ class FakeDiscord:
     def commands(self) -> list[dict[str, Any]]:
         return self.visible_commands(self.guild_id)
 
+    def permit(self, name: str, target: int, *, allow: bool = True, guild_id: int | None = None) -> None:
+        """A server admin allows (or denies) /name to a member or role (the guild id: @everyone) under
+        Server Settings -> Integrations; Discord then ignores the command's default_member_permissions
+        for them."""
+        self.command_overrides.setdefault((guild_id or self.guild_id, name), {})[target] = allow
+
+    def _override(self, guild_id: int, name: str, user_id: int, roles: list[int]) -> bool | None:
+        """Discord's order: the member's own override, else any of their roles' (allow wins), else @everyone's."""
+        overrides = self.command_overrides.get((guild_id, name), {})
+        if user_id in overrides:
+            return overrides[user_id]
+        mine = [overrides[r] for r in roles if r in overrides]
+        if mine:
+            return any(mine)
+        return overrides.get(guild_id)
+
     def _command(self, name: str, kind: int, *, user: dict[str, Any], channel_id: int, roles: list[int],
                  permissions: int | None) -> dict[str, Any]:
         """The command as Discord would let this member use it here; CommandHidden if it would not."""
@@ -634,13 +658,21 @@ class FakeDiscord:
         context = 0 if guild_id else 1
         if command.get("contexts") is not None and context not in command["contexts"]:
             raise CommandHidden(f"/{name} is not offered in {'servers' if guild_id else 'DMs'}")
+        if not guild_id or user["id"] == str(self.guilds[guild_id]["owner_id"]):
+            return command
         required = command.get("default_member_permissions")
-        if guild_id and required not in (None, "0") and user["id"] != str(self.guilds[guild_id]["owner_id"]):
-            have = permissions if permissions is not None else self.permissions(channel_id, int(user["id"]), roles)
-            if not have & ADMINISTRATOR and int(required) & ~have:
-                raise CommandHidden(f"Discord hides /{name} from members without permissions {required}")
-        if guild_id and required == "0" and user["id"] != str(self.guilds[guild_id]["owner_id"]):
+        have = permissions if permissions is not None else self.permissions(channel_id, int(user["id"]), roles)
+        if have & ADMINISTRATOR:
+            return command
+        override = self._override(guild_id, name, int(user["id"]), list(roles))
+        if override is not None:
+            if not override:
+                raise CommandHidden(f"a server admin took /{name} away from {user['username']} under Integrations")
+            return command
+        if required == "0":
             raise CommandHidden(f"/{name} is disabled for everyone but admins")
+        if required is not None and int(required) & ~have:
+            raise CommandHidden(f"Discord hides /{name} from members without permissions {required}")
         return command
 
     async def slash(self, name: str, options: dict[str, Any] | None = None, *, user: dict[str, Any],
@@ -650,6 +682,11 @@ class FakeDiscord:
         command = self._command(name, 1, user=user, channel_id=channel_id, roles=roles, permissions=permissions)
         opts = [{"name": k, "type": _option_type(command, k, subcommand, v), "value": v}
                 for k, v in (options or {}).items()]
+        for k, v in (options or {}).items():
+            declared = _declared(command, k, subcommand)
+            if isinstance(v, str) and not declared.get("min_length", 0) <= len(v) <= declared.get("max_length", 6000):
+                raise OptionRefused(f"Discord's client does not send /{name} with a {k} of {len(v)} characters "
+                                    f"({declared.get('min_length', 0)}-{declared.get('max_length', 6000)} allowed)")
         if subcommand:
             opts = [{"name": subcommand, "type": 1, "options": opts}]
         data = {"id": command["id"], "name": name, "type": 1, "options": opts}
@@ -1179,14 +1216,18 @@ class FakeDiscord:
                       "code": 0}, status=404)
 
 
-def _option_type(command: dict[str, Any], name: str, subcommand: str | None, value: Any) -> int:
+def _declared(command: dict[str, Any], name: str, subcommand: str | None) -> dict[str, Any]:
     options = command.get("options") or []
     if subcommand:
         options = next((o.get("options") or [] for o in options if o["name"] == subcommand), [])
     declared = next((o for o in options if o["name"] == name), None)
     if declared is None:
         raise AssertionError(f"/{command['name']} has no option {name!r}")
-    return declared["type"]
+    return declared
+
+
+def _option_type(command: dict[str, Any], name: str, subcommand: str | None, value: Any) -> int:
+    return _declared(command, name, subcommand)["type"]
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
