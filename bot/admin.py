@@ -3,6 +3,8 @@
 /reindex changes the one index every server shares, so it is the bot owner's (or the roles in
 `admin_roles`), not any server's administrators'; Discord hides it from members without Manage
 Server. /channel changes one channel of one server, so it needs Manage Channels there.
+After /reindex, the channels' followed topics get their news before the result is shown, and
+the result says where it was posted.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from newsdesk_bot.replies import NO_MENTIONS, quietly, send_pages
 from newsdesk_bot.work import TOKEN_MARGIN, TooLate, token_expires, wait_until
 
 if TYPE_CHECKING:
+    from newsdesk import UpdateReport
     from newsdesk_bot.client import NewsdeskBot
+    from newsdesk_bot.follow import Posted
 
 log = logging.getLogger("newsdesk.bot")
 
@@ -75,18 +79,24 @@ class Admin(commands.Cog):
         await self._report(interaction, reply)
 
     async def _update(self, interaction: discord.Interaction) -> str:
-        """Run the update; past the token's useful life, say that the result will come by DM."""
+        """Run the update and post the followed topics' news; past the token's useful life, say
+        that the result will come by DM."""
         bot = self.bot
         warn_at = token_expires(interaction) - TOKEN_MARGIN
-        update = asyncio.ensure_future(bot.in_background(bot.desk.update, lock_timeout=0, pool=bot.maintenance))
+
+        async def update_and_post() -> tuple[UpdateReport, Posted]:
+            report = await bot.in_background(bot.desk.update, lock_timeout=0, pool=bot.maintenance)
+            return report, await bot.following.post_news(report)
+
+        update = asyncio.ensure_future(update_and_post())
         try:
             try:
-                report = await wait_until(asyncio.shield(update), warn_at, bot.clock)
+                report, posted = await wait_until(asyncio.shield(update), warn_at, bot.clock)
             except TooLate:
                 interaction.extras["by_dm"] = True
                 await quietly(interaction.edit_original_response(content=BY_DM, allowed_mentions=NO_MENTIONS))
-                report = await update
-            reply = render_update(report)
+                report, posted = await update
+            reply = "\n".join(line for line in (render_update(report), posted.describe()) if line)
             log.info("Index updated by /reindex from user %s: %s", interaction.user.id, reply)
             return reply
         except IndexBusy as err:

@@ -4,7 +4,8 @@ Questions arrive as `/ask`, the "Ask newsdesk" message menu, a mention, a messag
 the bot opened (a follow-up, answered with the thread's history), or any new message or forum
 post in a channel an admin set up that way. Answers are worked out on a fixed pool of worker
 threads behind a bounded line (`work.AnswerQueue`), so the event loop keeps serving everyone
-else; the index updates and the feedback log have threads of their own.
+else; the index updates and the feedback log have threads of their own. After each update
+(watch mode or /reindex) the channels' followed topics get posts on what is new (`follow.py`).
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from newsdesk import Desk, Watcher
+from newsdesk import Desk, UpdateReport, Watcher
 from newsdesk_bot.channels import ChannelSetups
 from newsdesk_bot.conversations import Conversations
 from newsdesk_bot.feedback import FeedbackLog
@@ -34,8 +35,12 @@ from newsdesk_bot.ratelimit import RateLimiter
 from newsdesk_bot.replies import NO_MENTIONS
 from newsdesk_bot.settings import PORTAL, BotSettings
 from newsdesk_bot.sync import sync_commands
+from newsdesk_bot.topics import FollowedTopics
 from newsdesk_bot.votes import VoteButton
 from newsdesk_bot.work import AnswerQueue
+
+if TYPE_CHECKING:
+    from newsdesk_bot.follow import Following
 
 log = logging.getLogger("newsdesk.bot")
 T = TypeVar("T")
@@ -72,6 +77,8 @@ class NewsdeskBot(commands.AutoShardedBot):
         self.clock = clock  # epoch seconds; interaction deadlines are measured on it
         self.feedback = FeedbackLog(settings.feedback_log)
         self.setups = ChannelSetups(state_file(settings, "channels"))
+        self.follows = FollowedTopics(state_file(settings, "follows"))
+        self.following: Following | None = None  # the cog, once set up
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_window)
         self.queue = AnswerQueue(settings.workers, settings.max_queue, clock)
         self.conversations = Conversations(self, settings.max_conversations)
@@ -89,6 +96,7 @@ class NewsdeskBot(commands.AutoShardedBot):
     async def setup_hook(self) -> None:
         from newsdesk_bot.admin import Admin
         from newsdesk_bot.ask import Questions
+        from newsdesk_bot.follow import Following
 
         if self.desk is None:
             log.info("Opening the index in %s (loading the model takes a few seconds)", self.settings.index_dir)
@@ -97,6 +105,8 @@ class NewsdeskBot(commands.AutoShardedBot):
         self.add_dynamic_items(VoteButton)
         await self.add_cog(Questions(self))
         await self.add_cog(Admin(self))
+        self.following = Following(self)
+        await self.add_cog(self.following)
         self.tree.error(self.on_app_command_error)
         if self.settings.sync_commands:
             await sync_commands(self, state_file(self.settings, "commands"))
@@ -104,7 +114,8 @@ class NewsdeskBot(commands.AutoShardedBot):
             log.warning(INTENT_OFF)
         if self.settings.watch:
             log.info("Watching %s: new articles are indexed as they land", self.settings.corpus_dir)
-            self.watcher = Watcher(self.desk).start()
+            self.watcher = Watcher(self.desk, on_update=functools.partial(
+                self._watched, asyncio.get_running_loop())).start()
         if self.health is not None:
             await self.health.start()
 
@@ -127,6 +138,11 @@ class NewsdeskBot(commands.AutoShardedBot):
         if last is not None and (wait := last + IDENTIFY_WINDOW - loop.time()) > 0:
             await asyncio.sleep(wait)
         self._identified[bucket] = loop.time()
+
+    def _watched(self, loop: asyncio.AbstractEventLoop, report: UpdateReport) -> None:
+        """The watcher's update is done (on its thread): post the followed topics' news from the loop."""
+        if self.following is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.following.post_later, report)
 
     async def on_ready(self) -> None:
         log.info("Connected as %s (id %s) to %d server(s) on %d shard(s)", self.user, self.user and self.user.id,

@@ -159,7 +159,7 @@ async def test_slash_commands_are_registered_in_the_configured_guild(env: Env) -
     assert [(r.path, bool(r.json)) for r in sync] == [(f"/applications/{s.app_id}/commands", False),
                                                       (f"/applications/{s.app_id}/guilds/{s.guild_id}/commands", True)]
     commands = {c["name"]: c for c in sync[1].json}
-    assert set(commands) == {"ask", "stats", "reindex", "channel", "Ask newsdesk"}
+    assert set(commands) == {"ask", "stats", "reindex", "channel", "follow", "unfollow", "following", "Ask newsdesk"}
     assert commands["Ask newsdesk"]["type"] == 3  # the message menu
     assert int(commands["reindex"]["default_member_permissions"]) == discord.Permissions(manage_guild=True).value
     assert int(commands["channel"]["default_member_permissions"]) == discord.Permissions(manage_channels=True).value
