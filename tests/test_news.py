@@ -144,5 +144,6 @@ def test_a_followed_topic_matches_the_one_new_article_on_it(embedder, tmp_path):
     assert [a.doc_id for a in news.articles] == ["landslide-inquiry.md"]
     assert not news.summary.abstained
     assert {c.doc_id for c in news.summary.citations} == {"landslide-inquiry.md"}
+    assert not any(c.quote.startswith("#") for c in news.summary.citations)  # a headline is not a sentence
     assert_quotes_verbatim(desk, news.summary)
     assert watch.news(desk.update()) is None  # nothing new: nothing to say

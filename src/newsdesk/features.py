@@ -69,6 +69,9 @@ def _terms(text: str) -> frozenset[str]:
     return frozenset(terms(text))
 
 
+_HEADING = re.compile(r"#{1,6}\s")
+
+
 def candidates_and_features(question: Question, passages: Sequence[Passage], docs: dict[str, DocText],
                             sentence_vectors: dict[int, np.ndarray]) -> tuple[list[Candidate], np.ndarray]:
     """Each distinct sentence of `passages` (best passage first) and its feature row."""
@@ -113,6 +116,8 @@ def candidates_and_features(question: Question, passages: Sequence[Passage], doc
                 continue
             seen.add((p.doc_id, start))
             sentence, s_terms = sentences[i], set(stems[i])
+            if _HEADING.match(sentence) and (start == 0 or text[start - 1] == "\n"):
+                continue  # a Markdown heading: the headline, shown with the source, not a sentence of the answer
             found = tuple(new_answers(question.kind, sentence, question.text, text)) if expected else ()
             match = 1.0 if found and weighed else 0.0
             sentence_words = words(sentence)
