@@ -18,7 +18,8 @@ two indexes of it: the embedded index (a folder) and Milvus Lite (`milvus-lite:/
 Measured on both, over the answerable questions: R@1/R@5/R@10 and MRR@10 (a gold answer string in
 the passage text, as bench/evaluate.py; `newsdesk.retrieve.search` on one view, for keyword,
 dense and hybrid), how often the two return the same top 10; `Desk.search` (k=5) and `Desk.ask`
-p50/p95 latency, the two backends alternating question by question; adding one article (a new
+p50/p95 latency over (at most 500 of) the same questions, the backends alternating question by
+question; adding one article (a new
 file, embedded for real) and deleting it again (the file removed), through `Desk.update`.
 """
 
@@ -321,8 +322,13 @@ def add_and_delete(desks: dict[str, Desk], corpus: Path, articles: list[dict]) -
     return out
 
 
+def disk_mb(folder: Path, skip: str = "") -> float:
+    """Bytes on disk under `folder`, in MB (the embedded index without its copy of the encoder)."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and skip not in f.parts) / 1e6
+
+
 # -- the run ---------------------------------------------------------------------------------------
-def run(dataset: Dataset, *, build: bool, questions: int | None, updates: int, fusion: Fusion) -> dict:
+def run(dataset: Dataset, *, build: bool, questions: int | None, timed: int, updates: int, fusion: Fusion) -> dict:
     folder = HERE / dataset.name
     folder.mkdir(parents=True, exist_ok=True)
     print(f"[{dataset.name}] {'building' if build else 'copying the bench index and filling Milvus Lite'}",
@@ -336,6 +342,8 @@ def run(dataset: Dataset, *, build: bool, questions: int | None, updates: int, f
         result.update(info)
     desks = {"embedded": embedded, "milvus": milvus}
     result["index"] = {b: {"documents": d.stats().documents, "chunks": d.stats().chunks} for b, d in desks.items()}
+    result["index"]["embedded"]["disk_mb"] = disk_mb(Path(embedded.backend.location), skip="encoder")
+    result["index"]["milvus"]["disk_mb"] = disk_mb(folder / "milvus.db")
     answerable = [q for q in dataset.questions if q.answers]
     if questions is not None and questions < len(answerable):
         answerable = random.Random(7).sample(answerable, questions)
@@ -343,8 +351,9 @@ def run(dataset: Dataset, *, build: bool, questions: int | None, updates: int, f
     t0 = time.perf_counter()
     result["quality"] = quality(desks, answerable, fusion)
     result["quality_s"] = time.perf_counter() - t0
-    print(f"[{dataset.name}] latency", file=sys.stderr)
-    result["latency"] = latency(desks, answerable)
+    sample = answerable if timed >= len(answerable) else random.Random(11).sample(answerable, timed)
+    print(f"[{dataset.name}] latency, {len(sample)} of those questions", file=sys.stderr)
+    result["latency"] = latency(desks, sample)
     if updates:
         print(f"[{dataset.name}] add and delete {updates} article(s) on each", file=sys.stderr)
         result["updates"] = add_and_delete(desks, Path(embedded.settings.corpus_dir),
@@ -358,7 +367,9 @@ def table(results: dict) -> str:
     lines = []
     for name, r in results.items():
         q = r["quality"]
-        lines.append(f"\n{name}: {r['index']['embedded']['chunks']} chunks, {q['questions']} answerable questions")
+        lines.append(f"\n{name}: {r['index']['embedded']['chunks']} chunks, {q['questions']} answerable questions; on disk "
+                     f"{r['index']['embedded']['disk_mb']:.0f} MB embedded (without the encoder copy), "
+                     f"{r['index']['milvus']['disk_mb']:.0f} MB Milvus Lite")
         lines.append(f"{'':18}{'embedded':>34}  {'milvus lite':>34}")
         for mode in MODES:
             cells = ["  ".join(f"{q[mode][b][k]:.3f}" for k in ("recall@1", "recall@5", "recall@10", "mrr@10"))
@@ -390,6 +401,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", nargs="+", default=["squad", "newsqa"], choices=["squad", "newsqa"])
     parser.add_argument("--questions", type=int, default=None, help="at most this many answerable questions a set")
+    parser.add_argument("--timed", type=int, default=500, help="of those, at most this many timed with Desk.search "
+                        "and Desk.ask")
     parser.add_argument("--updates", type=int, default=3, help="articles added and deleted on each backend")
     parser.add_argument("--no-build", action="store_true",
                         help="no build timing: SQuAD's Milvus index is filled from stored vectors too")
@@ -404,7 +417,7 @@ def main() -> None:
     for name in args.sets:
         dataset = squad() if name == "squad" else newsqa()
         results[name] = run(dataset, build=name == "squad" and not args.no_build, questions=args.questions,
-                            updates=args.updates, fusion=fusion)
+                            timed=args.timed, updates=args.updates, fusion=fusion)
     payload = {"date": started, "pymilvus": pymilvus.__version__,
                "milvus_lite": getattr(milvus_lite, "__version__", "?"), "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
