@@ -44,8 +44,10 @@ def retrieval(desk, questions) -> dict:
             plain = search(view, q.text, vector, 5, Filters(), desk.fusion)
             for name, passages in (("collapsed", collapsed), ("plain", plain)):
                 ids = [p.doc_id for p in passages]
-                copies = desk.stories.copy_groups(view, ids)
-                stories = {d: min((d, *s)) for d, (s, _) in desk.stories.related(view, ids).items()}
+                found = view.copy_groups(ids)
+                copies = {d: found.get(d, d) for d in ids}
+                members = view.group_members(ids)
+                stories = {d: members[d][0][0] if d in members else d for d in ids}
                 rows[name].append({
                     "hit": any(contains_answer(p.text, q.answers) for p in passages),
                     "article_hit": bool(set(ids) & set(q.doc_ids)),
@@ -92,9 +94,9 @@ def main() -> None:
     result["retrieval"]["seconds"] = round(time.perf_counter() - started, 1)
     with desk.backend.generation() as view:
         doc_ids = [d for d, _, _ in view.fingerprints()]
-        groups = desk.stories.copy_groups(view, doc_ids)
-    result["copy_groups"] = {"articles": len(doc_ids), "in_a_copy_group": sum(
-        1 for d, g in groups.items() if list(groups.values()).count(g) > 1) if len(doc_ids) < 5000 else None}
+        members = view.group_members(doc_ids)
+    result["copy_groups"] = {"articles": len(doc_ids),
+                             "in_a_copy_group": sum(1 for story, copies in members.values() if len(copies) > 1)}
     tune, held = split_news(data.questions)
     started = time.perf_counter()
     tune_scores = topic_scores(desk, tune, doc_ids)

@@ -101,7 +101,7 @@ def test_the_story_fields_are_in_the_cli_json_and_text(story_desk):
     assert "also reported by" in text and "reported by 3 sources" in text and "As of " in text
 
 
-def test_copy_groups_follow_updates_and_old_indexes_get_fingerprints(embedder, tmp_path):
+def test_copy_groups_follow_updates_and_an_old_index_gets_its_groups_at_the_next_update(embedder, tmp_path):
     corpus = _corpus(tmp_path)
     desk = Desk.build(corpus, tmp_path / "index")
     question = "Why was the Old Bridge in Kessel closed?"
@@ -124,6 +124,8 @@ def test_copy_groups_follow_updates_and_old_indexes_get_fingerprints(embedder, t
     db = next((tmp_path / "index").glob("store-*/newsdesk.sqlite"))
     with sqlite3.connect(db) as conn:
         conn.execute("DROP TABLE prints")
+        conn.execute("DROP TABLE groups")
+        conn.execute("DELETE FROM meta WHERE key = 'grouped'")
     reopened = Desk.open(tmp_path / "index", corpus=corpus)
     assert reopened.ask(question).citations[0].sources_count == 1  # no fingerprints: no groups, no error
     reopened.update()
@@ -147,3 +149,27 @@ def test_a_followed_topic_matches_the_one_new_article_on_it(embedder, tmp_path):
     assert not any(c.quote.startswith("#") for c in news.summary.citations)  # a headline is not a sentence
     assert_quotes_verbatim(desk, news.summary)
     assert watch.news(desk.update()) is None  # nothing new: nothing to say
+
+
+def test_stored_groups_after_updates_are_the_groups_of_a_rebuild(embedder, tmp_path):
+    """Adds, a removal that splits a story and a rewrite, applied one update at a time, leave the
+    index's group rows exactly as a fresh build of the final corpus writes them."""
+    corpus = _corpus(tmp_path)
+    (corpus / "landslide-day2.md").unlink()  # the middle report arrives in a later update
+    desk = Desk.build(corpus, tmp_path / "index")
+    shutil.copy(STORIES / "landslide-day2.md", corpus / "landslide-day2.md")
+    for f in sorted((STORIES / "later").iterdir()):
+        shutil.copy(f, corpus / f.name)
+    desk.update()
+    (corpus / "bridge-harbour-gazette.md").unlink()  # the copy the other two are joined through
+    day3 = corpus / "landslide-day3.md"
+    day3.write_text(day3.read_text(encoding="utf-8").replace("31 bodies", "32 bodies"), encoding="utf-8")
+    desk.update()
+    fresh = Desk.build(corpus, tmp_path / "fresh")
+
+    def rows(d: Desk) -> list:
+        with d.backend.generation() as view:
+            return view.conn.execute("SELECT doc_id, copy_group, story_group FROM groups ORDER BY doc_id").fetchall()
+
+    assert rows(desk) == rows(fresh)
+    assert {r[0] for r in rows(fresh)} >= set(LANDSLIDE)

@@ -63,6 +63,12 @@ class IndexView(Protocol):
     def headers(self, doc_ids: Sequence[str]) -> dict[str, Report]:
         """Title, source, date and URL of each article, without its text."""
 
+    def copy_groups(self, doc_ids: Sequence[str]) -> dict[str, str]:
+        """doc_id -> its copy group's id, for those of these articles that have copies."""
+
+    def group_members(self, doc_ids: Sequence[str]) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+        """doc_id -> (its story group, its copy group), itself included, for those in a group."""
+
 
 @dataclass
 class Batch:

@@ -27,7 +27,7 @@ from newsdesk.backend import IndexBackend, IndexView, open_backend
 from newsdesk.index import UpdateReport, check_compatible, update_index
 from newsdesk.keywords import idf_from, question_terms
 from newsdesk.llm import LLM, Deadline, LLMSettings
-from newsdesk.news import Stories, collapse, story_groups, story_of, timeline_answer
+from newsdesk.news import collapse, copy_groups, story_groups, story_of, timeline_answer
 from newsdesk.results import Answer, Citation
 from newsdesk.retrieve import Fusion, Passage, SearchMode, search
 from newsdesk.store import Filters
@@ -83,7 +83,6 @@ class Desk:
         self.support = support
         self.backend = backend or open_backend(settings.index, token=settings.milvus_token)
         self.last_update: UpdateReport | None = None
-        self.stories = Stories()  # the index's copy and story groups, caught up once per generation
         check_compatible(self.backend.manifest(), settings, self.backend.location)
 
     @property
@@ -155,7 +154,7 @@ class Desk:
         with self.backend.generation() as view:
             _require_articles(view, self.backend.location)
             passages = search(view, query, vector, 2 * k, filters, self.fusion, mode)
-            passages = collapse(passages, self.stories.copy_groups(view, {p.doc_id for p in passages}))[:k]
+            passages = collapse(passages, copy_groups(view, passages))[:k]
             if not passages and filters:
                 _explain_empty(view, filters)
             return passages
@@ -198,12 +197,12 @@ class Desk:
         with self.backend.generation() as view:
             _require_articles(view, self.backend.location)
             evidence = gather_evidence(view, query, vector, max(k, self.answering_depth), filters, self.fusion,
-                                       prefer=prefer, stories=self.stories)
+                                       prefer=prefer, collapsing=True)
             if not evidence.passages and filters:
                 _explain_empty(view, filters)
             if context:
                 evidence = replace(evidence, question=question, context=context)
-            groups = story_groups(view, self.stories, {p.doc_id for p in evidence.passages})
+            groups = story_groups(view, {p.doc_id for p in evidence.passages})
             extractive = answer(evidence, answering)
             if timeline and not extractive.abstained:
                 steps = self._timeline_candidates(view, evidence, query, vector, filters)
@@ -226,9 +225,9 @@ class Desk:
         passages' articles, and the articles retrieved), oldest first, without repeats: a wire
         copy run a day later says nothing new."""
         top = list(dict.fromkeys(p.doc_id for p in evidence.passages))
-        docs = story_of(view, self.stories, top[:3])
+        docs = story_of(view, top[:3])
         if sum(1 for r in view.headers(docs).values() if r.published) < 2:  # no dated story: what was retrieved
-            docs = story_of(view, self.stories, top)
+            docs = story_of(view, top)
         wide = gather_evidence(view, query, vector, TIMELINE_DEPTH, replace(filters, doc_ids=docs), self.fusion)
         wide = replace(wide, question=evidence.question, context=evidence.context)
         scored = score(wide, self.answering)
@@ -336,14 +335,14 @@ def index_stats(backend: IndexBackend) -> IndexStats:
 
 
 def gather_evidence(view: IndexView, question: str, vector: np.ndarray, depth: int, filters: Filters,
-                    fusion: Fusion, *, prefer: Sequence[str] = (), stories: Stories | None = None) -> Evidence:
+                    fusion: Fusion, *, prefer: Sequence[str] = (), collapsing: bool = False) -> Evidence:
     """What the answerer reads: the top passages, their documents, term weights and sentence
-    vectors. With `stories`, wire copies are collapsed to one article (`newsdesk.news.collapse`)."""
-    passages = search(view, question, vector, 2 * depth if stories else depth, filters, fusion)
+    vectors. `collapsing`: wire copies are one article (`newsdesk.news.collapse`)."""
+    passages = search(view, question, vector, 2 * depth if collapsing else depth, filters, fusion)
     if prefer:
         passages = _preferring(view, question, vector, passages, prefer, filters, fusion)
-    if stories is not None:
-        passages = collapse(passages, stories.copy_groups(view, {p.doc_id for p in passages}))[:depth]
+    if collapsing:
+        passages = collapse(passages, copy_groups(view, passages))[:depth]
     docs = view.documents(sorted({p.doc_id for p in passages})) if passages else {}
     stems = sorted(set(question_terms(question)))
     idf = idf_from(view.document_frequencies(stems), view.manifest["chunks"])

@@ -18,6 +18,7 @@ import numpy as np
 
 from newsdesk.backend import Batch, Signature
 from newsdesk.embed import copy_encoder
+from newsdesk.groups import GroupKeeper
 from newsdesk.keyword_index import KeywordIndex, day_number
 from newsdesk.keywords import terms
 from newsdesk.layout import (begin_build, building_store, current_store, discard_build, publish, remove_other_stores,
@@ -85,6 +86,12 @@ class EmbeddedView:
 
     def fingerprints(self) -> list[tuple[str, bytes, str | None]]:
         return Store.fingerprints(self.gen.conn)
+
+    def copy_groups(self, doc_ids: Sequence[str]) -> dict[str, str]:
+        return Store.copy_groups(self.gen.conn, list(doc_ids)) if doc_ids else {}
+
+    def group_members(self, doc_ids: Sequence[str]) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+        return Store.group_members(self.gen.conn, list(doc_ids)) if doc_ids else {}
 
     def headers(self, doc_ids: Sequence[str]) -> dict[str, Report]:
         return {d: Report(d, *h) for d, h in Store.headers(self.gen.conn, list(doc_ids)).items()} if doc_ids else {}
@@ -161,10 +168,14 @@ class EmbeddedWriter:
         self.keywords = KeywordIndex(store.folder / "keywords", create=not (store.folder / "keywords").exists())
         try:
             purge(store, self.keywords)
+            self.groups = GroupKeeper(lambda: Store.fingerprints(store.conn))
             with store.transaction() as conn:
-                if added := Store.add_missing_prints(conn):  # a new generation: readers regroup
+                if added := Store.add_missing_prints(conn):
                     log.info("fingerprinted %d articles indexed before fingerprints were kept", added)
-                    Store.set_meta(conn, generation=Store.manifest(store, conn)["generation"] + 1)
+                if not store.manifest(conn).get("grouped"):  # groups never written: write them all
+                    conn.execute("DELETE FROM groups")
+                    Store.set_groups(conn, self.groups.all_rows(), ())
+                    Store.set_meta(conn, grouped=True, generation=store.manifest(conn)["generation"] + 1)
         except BaseException:
             self.close()  # no writer object reaches the caller: let go of tantivy's lock here
             raise
@@ -187,7 +198,7 @@ class EmbeddedWriter:
         if rebuild or live is None:
             store = Store.create(begin_build(index_dir))
             with store.transaction() as conn:
-                Store.set_meta(conn, **new_manifest, generation=0, next_chunk_id=1, created=_now(), updated=_now(),
+                Store.set_meta(conn, **new_manifest, generation=0, next_chunk_id=1, created=_now(), updated=_now(), grouped=True,
                                documents=0, chunks=0, vectors=0, fingerprint=f"{0:032x}")
             return cls(index_dir, store, fresh=True, resumed=False)
         store = Store(live)
@@ -218,7 +229,7 @@ class EmbeddedWriter:
 
     # -- writing -------------------------------------------------------------------------------
     def commit(self, batch: Batch) -> None:
-        commit_batch(self.store, self.keywords, batch)
+        commit_batch(self.store, self.keywords, batch, self.groups)
 
     def finish(self) -> None:
         compact(self.store, everything=self.fresh)
@@ -233,7 +244,7 @@ class EmbeddedWriter:
         self.store.close()
 
 
-def commit_batch(store: Store, keywords: KeywordIndex, batch: Batch) -> None:
+def commit_batch(store: Store, keywords: KeywordIndex, batch: Batch, groups: GroupKeeper | None = None) -> None:
     """One batch: the vector segment and the keyword entries first, then the SQLite transaction
     that makes them part of the index. A crash before that transaction leaves files and keyword
     entries no generation refers to; the next update removes them."""
@@ -265,6 +276,9 @@ def commit_batch(store: Store, keywords: KeywordIndex, batch: Batch) -> None:
         keywords.commit()
     fingerprint = int(manifest["fingerprint"], 16)
     documents, chunks = manifest["documents"], manifest["chunks"]
+    regroup = groups is not None and bool(batch.removals or batch.docs)
+    if regroup:
+        groups.finder  # built from the fingerprints as committed, before this batch changes them
     with store.transaction() as conn:
         replaced = [*batch.removals, *(doc.doc_id for doc, _ in batch.docs)]
         for doc_id, old_hash in Store.documents(conn, replaced).items():
@@ -282,6 +296,9 @@ def commit_batch(store: Store, keywords: KeywordIndex, batch: Batch) -> None:
             documents += 1
         if len(vectors):
             conn.execute("INSERT INTO segments(name, vectors) VALUES (?, ?)", (segment, len(vectors)))
+        if regroup:
+            added = [(doc.doc_id, data, doc.published) for (doc, _), data in zip(batch.docs, batch.prints)]
+            Store.set_groups(conn, *groups.change(batch.removals, added))
         Store.record_files(conn, batch.files, batch.gone, batch.problems)
         Store.set_meta(
             conn, generation=generation, next_chunk_id=first_id + len(vectors), updated=_now(),

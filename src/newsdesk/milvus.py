@@ -1010,6 +1010,12 @@ class MilvusView:
         name newer versions (docs/scale.md, "What Milvus does not do yet")."""
         return []
 
+    def copy_groups(self, doc_ids: Sequence[str]) -> dict[str, str]:
+        return {}  # see fingerprints()
+
+    def group_members(self, doc_ids: Sequence[str]) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+        return {}
+
     def headers(self, doc_ids: Sequence[str]) -> dict[str, Report]:
         rows = self.conn.query_in(self.chunks_name, "doc_id", list(doc_ids),
                                   ["doc_id", "version", "title", "source", "published", "url"], level=self.level,

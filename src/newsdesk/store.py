@@ -62,6 +62,19 @@ CREATE TABLE IF NOT EXISTS sources (id INTEGER PRIMARY KEY, name TEXT NOT NULL U
 -- versions of one story. A table of its own, so a format-3 index made before it gets it (and
 -- its documents' fingerprints) at its next update, without a rebuild.
 CREATE TABLE IF NOT EXISTS prints (doc_id TEXT PRIMARY KEY, data BLOB NOT NULL);
+-- The groups the fingerprints make (newsdesk.dedup), kept by the writer so that readers need
+-- neither the finder nor its memory: one row per article that has a copy or another version.
+CREATE TABLE IF NOT EXISTS groups (doc_id TEXT PRIMARY KEY, copy_group TEXT NOT NULL, story_group TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS groups_copy ON groups(copy_group);
+CREATE INDEX IF NOT EXISTS groups_story ON groups(story_group);
+"""
+
+
+_GROUP_TABLES = """
+CREATE TABLE IF NOT EXISTS prints (doc_id TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS groups (doc_id TEXT PRIMARY KEY, copy_group TEXT NOT NULL, story_group TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS groups_copy ON groups(copy_group);
+CREATE INDEX IF NOT EXISTS groups_story ON groups(story_group)
 """
 
 
@@ -291,11 +304,15 @@ class Store:
     @staticmethod
     def add_missing_prints(conn: sqlite3.Connection) -> int:
         """Give every document without a fingerprint one (an index made before they were kept)."""
-        from newsdesk.dedup import fingerprint
-
-        conn.execute("CREATE TABLE IF NOT EXISTS prints (doc_id TEXT PRIMARY KEY, data BLOB NOT NULL)")
+        for statement in _GROUP_TABLES.split(";"):
+            if statement.strip():
+                conn.execute(statement)
         rows = conn.execute("SELECT doc_id, text, title FROM docs WHERE doc_id NOT IN (SELECT doc_id FROM prints)")
-        added = [(doc_id, fingerprint(text, title)) for doc_id, text, title in rows]
+        added = []
+        for doc_id, text, title in rows:
+            from newsdesk.dedup import fingerprint  # only when there is one to make: datasketch loads scipy
+
+            added.append((doc_id, fingerprint(text, title)))
         conn.executemany("INSERT INTO prints(doc_id, data) VALUES (?, ?)", added)
         return len(added)
 
@@ -364,6 +381,46 @@ class Store:
             if "no such table" in str(err):
                 return []
             raise
+
+    @staticmethod
+    def set_groups(conn: sqlite3.Connection, rows: Sequence[tuple[str, str, str]], gone: Sequence[str]) -> None:
+        """Rewrite the group rows of these articles: (doc_id, copy group, story group), and none
+        for those in `gone` (removed, or alone now)."""
+        conn.executemany("DELETE FROM groups WHERE doc_id = ?", [(d,) for d in gone])
+        conn.executemany("INSERT OR REPLACE INTO groups(doc_id, copy_group, story_group) VALUES (?, ?, ?)", rows)
+
+    @staticmethod
+    def copy_groups(conn: sqlite3.Connection, doc_ids: Sequence[str]) -> dict[str, str]:
+        """doc_id -> its copy group's id, for the articles that are in a group."""
+        try:
+            return dict(conn.execute("SELECT doc_id, copy_group FROM groups WHERE doc_id IN "
+                                     "(SELECT value FROM json_each(?))", (json.dumps(list(doc_ids)),)))
+        except sqlite3.OperationalError as err:
+            if "no such table" in str(err):
+                return {}
+            raise
+
+    @staticmethod
+    def group_members(conn: sqlite3.Connection, doc_ids: Sequence[str]) -> dict[str, tuple[tuple[str, ...],
+                                                                                       tuple[str, ...]]]:
+        """doc_id -> (its story group, its copy group), each sorted and holding the article
+        itself, for the articles that are in a group."""
+        try:
+            rows = conn.execute(
+                "SELECT g.doc_id, m.doc_id, m.copy_group = g.copy_group FROM groups g JOIN groups m "
+                "ON m.story_group = g.story_group WHERE g.doc_id IN (SELECT value FROM json_each(?)) "
+                "ORDER BY m.doc_id", (json.dumps(list(doc_ids)),)).fetchall()
+        except sqlite3.OperationalError as err:
+            if "no such table" in str(err):
+                return {}
+            raise
+        out: dict[str, tuple[list[str], list[str]]] = {}
+        for doc_id, member, same_copy in rows:
+            story, copies = out.setdefault(doc_id, ([], []))
+            story.append(member)
+            if same_copy:
+                copies.append(member)
+        return {d: (tuple(s), tuple(c)) for d, (s, c) in out.items()}
 
     @staticmethod
     def headers(conn: sqlite3.Connection, doc_ids: Sequence[str]) -> dict[str, tuple[str, str | None, str | None,
