@@ -25,7 +25,6 @@ from pathlib import Path
 from newsdesk.backend import Batch, IndexBackend, IndexWriter, open_backend
 from newsdesk.chunk import Chunk, Chunker
 from newsdesk.config import Settings
-from newsdesk.dedup import fingerprint
 from newsdesk.embed import Encoder, OnnxEncoder, quantize_sentences
 from newsdesk.errors import IndexMismatch, IndexWriteFailed
 from newsdesk.load import Document, LoadResult, Skipped, load_file, require_corpus
@@ -194,6 +193,8 @@ def _apply(writer: IndexWriter, scan: Scan, encoder: Encoder, settings: Settings
         t0 = time.perf_counter()
         vectors, sentence_vectors = encoder.encode_passages(texts, spans, progress=progress)
         report.embed_seconds += time.perf_counter() - t0
+        from newsdesk.dedup import fingerprint  # here: datasketch takes a second to import
+
         prints = [fingerprint(doc.text, doc.title) for doc, _ in pending.docs]
         writer.commit(Batch(pending.docs, vectors, [quantize_sentences(v) for v in sentence_vectors],
                             pending.removals, pending.files, pending.gone, pending.problems, prints))
