@@ -112,3 +112,21 @@ def test_every_setting_is_documented():
     rows = [line for line in doc.splitlines() if line.startswith("| `")]
     for s in SETTINGS:
         assert any(f"`{s.name}`" in r and f"`{s.env}`" in r for r in rows), f"{s.name} ({s.env}) is not documented"
+
+
+def test_piped_output_keeps_titles_and_quotes_on_one_line(workdir):
+    """Not a terminal: nothing is hard-wrapped, a title shows once per article, quotes are not
+    doubled in quote marks, and no progress bar or library warning reaches the output."""
+    assert run("index").exit_code == 0
+    data = json.loads(run("ask", "How many Venezuelan security personnel were killed?", "--json").stdout)
+    env = {k: v for k, v in os.environ.items() if k not in ("NEWSDESK_CORPUS", "NEWSDESK_INDEX")} | {"COLUMNS": "40"}
+    done = subprocess.run([sys.executable, "-m", "newsdesk", "ask", "How many Venezuelan security personnel were killed?"],
+                          cwd=workdir, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    cited = data["citations"][0]
+    assert lines[0] == data["answer"]  # the answer is one line, however narrow the terminal would be
+    assert any(line.endswith(f"> {' '.join(cited['quote'].split())}") for line in lines)
+    sources = lines[lines.index("Sources"):lines.index("Related") if "Related" in lines else len(lines)]
+    assert sum(cited["title"] in line for line in sources) == 1  # one heading for the article's citations
+    assert "““" not in done.stdout and "%|" not in done.stderr and "audioop" not in done.stderr
