@@ -173,3 +173,14 @@ def test_stored_groups_after_updates_are_the_groups_of_a_rebuild(embedder, tmp_p
 
     assert rows(desk) == rows(fresh)
     assert {r[0] for r in rows(fresh)} >= set(LANDSLIDE)
+
+
+def test_a_revised_figure_leads_the_answer_and_the_earlier_one_follows(story_desk):
+    a = story_desk.ask("How many people died in the Brekke landslide?")
+    assert not a.abstained and a.timeline == ()
+    first = a.citations[0]
+    assert first.doc_id == "landslide-day3.md" and "31" in first.quote  # the newest toll first
+    assert any(re.search(r"\b(12|19)\b", c.quote) for c in a.citations[1:])  # an earlier figure after it
+    assert a.as_of == "2026-01-05" and a.newer == ()
+    assert [c.n for c in a.citations + a.related] == list(range(1, len(a.citations) + len(a.related) + 1))
+    assert_quotes_verbatim(story_desk, a)

@@ -27,7 +27,8 @@ from newsdesk.backend import IndexBackend, IndexView, open_backend
 from newsdesk.index import UpdateReport, check_compatible, update_index
 from newsdesk.keywords import idf_from, question_terms
 from newsdesk.llm import LLM, Deadline, LLMSettings
-from newsdesk.news import collapse, copy_groups, story_groups, story_of, timeline_answer
+from newsdesk.qtypes import Kind, question_kind
+from newsdesk.news import collapse, copy_groups, lead_with, story_groups, story_of, timeline_answer
 from newsdesk.results import Answer, Citation
 from newsdesk.retrieve import Fusion, Passage, SearchMode, search
 from newsdesk.store import Filters
@@ -42,6 +43,8 @@ MAX_K = 50
 # sentence when it is at least this share as likely to answer as the best of all.
 TIMELINE_DEPTH = 30
 TIMELINE_SHARE = 0.1
+# A newer report's figure leads the answer when at least this share as likely as the first sentence.
+NEWER_SHARE = 0.5
 # Passages read per article when matching new articles to a followed topic.
 TOPIC_DEPTH = 40
 
@@ -204,6 +207,9 @@ class Desk:
                 evidence = replace(evidence, question=question, context=context)
             groups = story_groups(view, {p.doc_id for p in evidence.passages})
             extractive = answer(evidence, answering)
+            if not timeline and not extractive.abstained:
+                extractive = self._newest_figure_first(view, extractive, groups, evidence, query, vector, filters,
+                                                       answering)
             if timeline and not extractive.abstained:
                 steps = self._timeline_candidates(view, evidence, query, vector, filters)
                 dated = timeline_answer(extractive, steps)
@@ -218,6 +224,24 @@ class Desk:
         return with_story(generated_answer(evidence, extractive, llm, self.encoder.encode, deadline=limit,
                                            on_partial=on_partial, support=self.support, answering=answering),
                           groups)
+
+    def _newest_figure_first(self, view: IndexView, extractive: Answer, groups: dict, evidence: Evidence, query: str,
+                             vector: np.ndarray, filters: Filters, answering: AnswerSettings) -> Answer:
+        """A how-many question answered from an older report of a story that has newer ones:
+        the newer reports' best sentence holding a figure comes first (a revised
+        death toll leads, the earlier figure follows), when it is at least `NEWER_SHARE` as
+        likely to answer as the first sentence."""
+        newer = [r.doc_id for r in with_story(extractive, groups).newer]
+        if not newer or question_kind(evidence.question) is not Kind.NUMBER:  # when it happened is not revised
+            return extractive
+        fresh = gather_evidence(view, query, vector, self.answering_depth, replace(filters, doc_ids=tuple(newer)),
+                                self.fusion)
+        fresh = replace(fresh, question=evidence.question, context=evidence.context)
+        best = next((s for s in score(fresh, answering) if s.candidate.answers), None)
+        if best is None or best.probability < NEWER_SHARE * extractive.citations[0].score:
+            return extractive
+        doc = fresh.docs[best.passage.doc_id]
+        return lead_with(extractive, citation(1, best.passage, doc, best.start, best.end, best.probability))
 
     def _timeline_candidates(self, view: IndexView, evidence: Evidence, query: str, vector: np.ndarray,
                              filters: Filters) -> list[Citation]:

@@ -63,6 +63,17 @@ def story_of(view, doc_ids: Sequence[str]) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
+def lead_with(answer: Answer, first: Citation) -> Answer:
+    """`answer` with `first` as its first sentence: the newest article's figure ahead of the
+    older ones. The earlier citations follow (at most two of them), then the related passages,
+    all renumbered."""
+    kept = [c for c in answer.citations if (c.doc_id, c.start) != (first.doc_id, first.start)][:2]
+    citations = tuple(replace(c, n=i) for i, c in enumerate([first, *kept], start=1))
+    related = tuple(replace(c, n=len(citations) + i) for i, c in enumerate(answer.related, start=1))
+    text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
+    return replace(answer, text=text, citations=citations, related=related)
+
+
 def timeline_answer(answer: Answer, candidates: Sequence[Citation]) -> Answer:
     """The answer as a dated timeline: one cited sentence per date, oldest first, from
     `candidates` (the best sentence of each article on the story). The answer's own citations
