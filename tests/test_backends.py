@@ -357,3 +357,25 @@ def test_a_missing_index_is_a_clear_error(new_index):
 def test_answers_json_is_the_same_shape(news):
     data = json.loads(json.dumps(news.ask("How many people died in the ferry accident?").to_dict()))
     assert data["citations"] and all(c["path"] and c["end"] > c["start"] for c in data["citations"])
+
+
+# -- news answers --------------------------------------------------------------------------------
+STORIES = Path(__file__).parent / "fixtures" / "stories"
+
+
+def test_wire_copies_collapse_and_follow_updates_on_both_backends(new_index, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(STORIES, corpus, ignore=shutil.ignore_patterns("later"))
+    desk = Desk.build(corpus, new_index())
+    question = "Why was the Old Bridge in Kessel closed?"
+    bridge = {"bridge-harbour-gazette.md", "bridge-metro-daily.md", "bridge-valley-courier.md"}
+    a = desk.ask(question)
+    first = a.citations[0]
+    assert first.doc_id in bridge and {r.doc_id for r in first.also_reported_by} == bridge - {first.doc_id}
+    assert len(({c.doc_id for c in a.citations} | {c.doc_id for c in a.related}) & bridge) == 1
+    assert first.sources_count == 3
+    (corpus / "bridge-valley-courier.md").unlink()
+    desk.update()
+    first = desk.ask(question).citations[0]
+    assert "bridge-valley-courier.md" not in {first.doc_id, *(r.doc_id for r in first.also_reported_by)}
+    assert first.sources_count == 2

@@ -22,7 +22,9 @@ What is stored. An index is a *build*: four collections named `<prefix>_<build>_
     <build>_kv               everything else, keyed by string: the text of each document version
                              (in pieces: a VARCHAR holds at most 65,535 bytes), each part's corpus
                              files and problems, per-part document frequencies of stems, source
-                             counts, overlong sentence vectors, and markers of text due for deletion
+                             counts, overlong sentence vectors, markers of text due for deletion,
+                             and each document's near-duplicate fingerprint and copy/story group
+                             (`newsdesk.groups`; derived data, rewritten by each update)
 
 Searching. Dense and keyword (BM25) are two Milvus searches with the same filter expression
 (`day`, `source_lc`, `doc_id` scalar fields); newsdesk fuses them itself (`newsdesk.retrieve.fuse`)
@@ -74,6 +76,7 @@ import numpy as np
 from newsdesk.backend import Batch, Signature
 from newsdesk.errors import (IndexBusy, IndexMismatch, IndexMissing, IndexProblem, IndexUnreachable, IndexWriteFailed,
                              NewsdeskError, UsageError)
+from newsdesk.groups import GroupKeeper
 from newsdesk.keyword_index import UNDATED, day_number
 from newsdesk.keywords import question_terms, terms
 from newsdesk.load import Skipped
@@ -1006,15 +1009,35 @@ class MilvusView:
         return 1  # Milvus segments its collections itself; newsdesk sees one build
 
     def fingerprints(self) -> list[tuple[str, bytes, str | None]]:
-        """Not kept in Milvus yet: answers from a Milvus index do not collapse wire copies or
-        name newer versions (docs/scale.md, "What Milvus does not do yet")."""
-        return []
+        out = []
+        for row in self.conn.query_all(self.kv_name, 'kind == "print"', ["owner", "value"], level=self.level):
+            published, data = json.loads(row["value"])
+            out.append((row["owner"], base64.b64decode(data), published))
+        return out
+
+    def _group_rows(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """doc_id -> (copy group, story group) of those in a group."""
+        rows = self.conn.get(self.kv_name, [f"group{SEP}{d}" for d in doc_ids], ["key", "owner", "value"],
+                             level=self.level)
+        return {r["key"].split(SEP, 1)[1]: (r["value"], r["owner"]) for r in rows}
 
     def copy_groups(self, doc_ids: Sequence[str]) -> dict[str, str]:
-        return {}  # see fingerprints()
+        return {d: copy for d, (copy, _) in self._group_rows(doc_ids).items()} if doc_ids else {}
 
     def group_members(self, doc_ids: Sequence[str]) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
-        return {}
+        mine = self._group_rows(doc_ids) if doc_ids else {}
+        if not mine:
+            return {}
+        rows = self.conn.query_in(self.kv_name, "owner", sorted({story for _, story in mine.values()}),
+                                  ["key", "owner", "value"], level=self.level, extra='kind == "group"')
+        by_story: dict[str, list[tuple[str, str]]] = {}
+        for r in rows:
+            by_story.setdefault(r["owner"], []).append((r["key"].split(SEP, 1)[1], r["value"]))
+        out = {}
+        for d, (copy, story) in mine.items():
+            members = sorted(by_story.get(story, []))
+            out[d] = (tuple(m for m, _ in members), tuple(m for m, c in members if c == copy))
+        return out
 
     def headers(self, doc_ids: Sequence[str]) -> dict[str, Report]:
         rows = self.conn.query_in(self.chunks_name, "doc_id", list(doc_ids),
@@ -1049,6 +1072,7 @@ class MilvusWriter:
         self._manifest = self.meta.get(f"{build}:manifest")
         self._state = self.meta.get(self._part_key)
         self._headers: dict[str, dict | None] = {}
+        self._groups = GroupKeeper(self._all_prints)  # its finder is built at the first change
         self._files: dict[str, dict] | None = None
 
     @property
@@ -1184,6 +1208,26 @@ class MilvusWriter:
                         "differ slightly: `newsdesk index --rebuild` makes them all alike", onnx_file,
                         self.backend.location, known[:12])
 
+    # -- groups ----------------------------------------------------------------------------------
+    def _all_prints(self) -> Iterator[tuple[str, bytes, str | None]]:
+        for row in self.conn.query_all(self.kv_name, 'kind == "print"', ["owner", "value"]):
+            published, data = json.loads(row["value"])
+            yield row["owner"], base64.b64decode(data), published
+
+    def _regroup(self, batch: Batch, gone: Sequence[str]) -> None:
+        """Fingerprints of the batch's articles, and the group rows its changes rewrite. Group rows
+        are derived data: an update interrupted here leaves some stale until the next update of
+        those articles (they only change what "also reported by" lists, never what is cited)."""
+        self._groups.finder  # built from the stored fingerprints, before this batch's are written
+        added = [(doc.doc_id, data, doc.published) for (doc, _), data in zip(batch.docs, batch.prints)]
+        self.conn.insert(self.kv_name, [kv_row("print", d, part=self.part, owner=d, value=json.dumps(
+            [published, base64.b64encode(data).decode("ascii")])) for d, data, published in added], upsert=True)
+        self.conn.delete(self.kv_name, [f"print{SEP}{d}" for d in gone])
+        rows, alone = self._groups.change(gone, added)
+        self.conn.insert(self.kv_name, [kv_row("group", d, part=self.part, owner=story, value=copy)
+                                        for d, copy, story in rows], upsert=True)
+        self.conn.delete(self.kv_name, [f"group{SEP}{d}" for d in alone])
+
     # -- one batch -----------------------------------------------------------------------------
     def commit(self, batch: Batch) -> None:
         from newsdesk.index import document_print
@@ -1282,6 +1326,9 @@ class MilvusWriter:
             sources[h["source"]] += 1
         self._add_counts("term", {s: n for s, n in df.items() if n and _bytes(s) <= 512})
         self._add_counts("source", {s: n for s, n in sources.items() if n})
+        # 5b. Near-duplicate fingerprints and the copy and story groups they make (newsdesk.groups).
+        if batch.docs or batch.removals:
+            self._regroup(batch, gone)
         # 6. The corpus files this batch completes.
         self._record_files(batch.files, batch.gone, batch.problems)
         # 7. The commit: this part's counters and generation.
