@@ -272,7 +272,7 @@ class Questions(commands.Cog):
                 self.bot.metrics.abstentions.inc()
             self.bot.metrics.latency.observe(time.monotonic() - started)
             if asked.open_thread and conversation is not None:
-                await self._open_thread(sent[-1], question, conversation)
+                await self._open_thread(sent[-1], question, conversation, asked.channel)
         except Exception:
             error_id = self.bot.report_error(f"answering a question ({asked.via}) from user {asked.user_id}")
             if sent:  # the answer is out: do not replace it
@@ -330,8 +330,17 @@ class Questions(commands.Cog):
         return isinstance(channel, discord.DMChannel) or (
             isinstance(channel, discord.Thread) and me is not None and channel.owner_id == me.id)
 
-    async def _open_thread(self, message: discord.Message, question: str, conversation: Conversation) -> None:
-        """A thread on the answer's last page: the page with its buttons, whose answer id restores the memory."""
+    async def _open_thread(self, message: discord.Message, question: str, conversation: Conversation,
+                           channel: Any) -> None:
+        """A thread on the answer's last page: the page with its buttons, whose answer id restores the memory.
+
+        None where the bot may not post in threads: it could answer no follow-up there.
+        """
+        perms = permissions(channel)
+        if perms is not None and not perms.send_messages_in_threads:
+            log.warning("Not opening a follow-up thread on message %s: the bot lacks 'Send Messages in Threads' in "
+                        "channel %s, so it could answer nothing there", message.id, channel.id)
+            return
         try:
             thread = await message.create_thread(name=thread_name(question), auto_archive_duration=1440)
         except discord.HTTPException as err:

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
-from discord_server import (ADMINISTRATOR, READ_HISTORY, SEND_MESSAGES, CommandHidden, FakeDiscord, markdown_spans, pointed_at)
+from discord_server import (ADMINISTRATOR, MANAGE_CHANNELS, MEMBER_PERMISSIONS, READ_HISTORY, SEND_IN_THREADS,
+                            SEND_MESSAGES, CommandHidden, FakeDiscord, markdown_spans, pointed_at)
 from llm_server import FakeLLM, Reply, fake_llm
 from test_bot_e2e import (answer_id_of, answer_record, bot_desk, bot_settings, mention, posted_to,  # noqa: F401 (a fixture)
                           records, running_bot)
@@ -394,5 +395,53 @@ async def test_without_send_messages_the_bot_stays_quiet_and_says_why_in_the_log
             await asyncio.sleep(1.0)  # messages are handled concurrently: give the first its time
             assert not [r for r in s.since(mark) if str(mute) in r.path]
             assert "lacks 'Send Messages' there" in caplog.text
+    finally:
+        await server.stop()
+
+
+async def test_without_send_messages_in_threads_the_bot_posts_in_no_thread_and_says_why(
+        bot_desk: Desk, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    server = FakeDiscord()
+    await server.start()
+    bot_role = int(server.bot_role()["id"])
+    no_threads = server.add_channel("no-thread-posts", deny={bot_role: SEND_IN_THREADS})
+    try:
+        async with bot_on(bot_desk, tmp_path, server=server, allowed_channels=frozenset(), rate_limit=0) as (s, _):
+            user = s.user("reader")
+            # an answer where the bot could not post in a thread opens none: nobody could be answered in it
+            mark = len(s.requests)
+            await s.user_message(f"<@{s.bot_id}> How many votes did the tram extension get?", author=user,
+                                 channel_id=no_threads, mentions=[s.bot_user])
+            answer = await s.wait_for(lambda r: posted_to(no_threads)(r) and r.json.get("components"), since=mark)
+            assert answer.status == 200 and "31 to 9" in answer.json["content"]
+            await mention(s, "How much did the Riverside library repairs cost?", user=user)  # handled after it
+            assert not [r for r in s.since(mark) if r.path.endswith(f"/messages/{answer.response['id']}/threads")]
+            assert "lacks 'Send Messages in Threads'" in caplog.text
+
+            # a thread the bot opened, then the permission taken away in its channel (CHANNEL_UPDATE)
+            _, reply, _ = await mention(s, "How much did the Riverside library repairs cost?", user=user)
+            thread_id = reply.response["id"]
+            await s.set_overwrite(s.news_channel_id, bot_role, deny=SEND_IN_THREADS)
+            caplog.clear()
+            mark = len(s.requests)
+            await s.user_message("When did it reopen?", author=user, channel_id=int(thread_id))
+            await s.user_message(f"<@{s.bot_id}> When did it reopen?", author=user, channel_id=int(thread_id),
+                                 mentions=[s.bot_user])
+            # /follow there is refused privately, with what to change
+            follow = await s.slash("follow", {"topic": "the Riverside library"}, user=s.user("mod"),
+                                   channel_id=int(thread_id), permissions=MEMBER_PERMISSIONS | MANAGE_CHANNELS)
+            refusal = await s.wait_for(lambda r: follow["token"] in r.path and "/callback" in r.path, since=mark)
+            assert refusal.json["data"] == {
+                "content": "I may not post in this channel: give me 'Send Messages in Threads' here first, then "
+                           "follow the topic again.", "flags": 64, "allowed_mentions": {"parse": []}, "tts": False}
+            last = len(s.requests)
+            await s.user_message(f"<@{s.bot_id}> How many votes did the tram extension get?", author=s.user("other"),
+                                 channel_id=no_threads, mentions=[s.bot_user])
+            await s.wait_for(lambda r: posted_to(no_threads)(r) and r.json.get("components"), since=last)
+            await asyncio.sleep(1.0)  # messages are handled concurrently: give the ones in the thread their time
+            assert not [r for r in s.since(mark) if thread_id in r.path], "it tried to post in the thread"
+            assert not [(r.method, r.path, r.status) for r in s.since(mark) if r.status >= 400]
+            assert caplog.text.count(f"Not answering in channel {thread_id}: the bot lacks 'Send Messages in "
+                                     "Threads' there") == 2
     finally:
         await server.stop()
