@@ -342,7 +342,9 @@ class Questions(commands.Cog):
                         "channel %s, so it could answer nothing there", message.id, channel.id)
             return
         try:
-            thread = await message.create_thread(name=thread_name(question), auto_archive_duration=1440)
+            # Through the channel: a later page of a slash answer is a webhook message, which knows no guild.
+            thread = await channel.create_thread(name=thread_name(question), message=message,
+                                                 auto_archive_duration=1440)
         except discord.HTTPException as err:
             log.warning("Could not open a follow-up thread on message %s (%s): give the bot the "
                         "'Create Public Threads' permission in that channel", message.id, err)

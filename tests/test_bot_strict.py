@@ -18,13 +18,14 @@ from urllib.parse import urlsplit
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
-from discord_server import (ADMINISTRATOR, MANAGE_CHANNELS, MEMBER_PERMISSIONS, READ_HISTORY, SEND_IN_THREADS,
+from discord_server import (ADMINISTRATOR, LOADING, MANAGE_CHANNELS, MEMBER_PERMISSIONS, READ_HISTORY, SEND_IN_THREADS,
                             SEND_MESSAGES, CommandHidden, FakeDiscord, markdown_spans, pointed_at)
 from llm_server import FakeLLM, Reply, fake_llm
 from test_bot_e2e import (answer_id_of, answer_record, bot_desk, bot_settings, mention, posted_to,  # noqa: F401 (a fixture)
                           records, running_bot)
 
 from newsdesk import Desk, LLMSettings
+from newsdesk_bot.format import escape
 from newsdesk_bot.settings import BotSettings
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -335,6 +336,44 @@ async def test_commands_are_synced_only_when_they_change_and_never_left_twice(bo
 
 
 # -- the stricter server's other rules ---------------------------------------------------------
+async def test_a_multi_page_slash_answer_replaces_the_loading_message_then_adds_its_other_pages(
+        bot_desk: Desk, tmp_path: Path) -> None:
+    async with bot_on(bot_desk, tmp_path) as (s, settings):
+        mark = len(s.requests)
+        interaction = await s.slash("ask", {"question": "What does the harbour dredging plan do?"}, user=s.user("r"))
+        token = interaction["token"]
+        defer = await s.wait_for(lambda r: token in r.path and "/callback" in r.path, since=mark)
+        assert defer.json == {"type": 5}
+        loading = s.original(interaction)
+        assert loading["flags"] & LOADING  # "newsdesk is thinking..."
+        last = await s.wait_for(lambda r: token in r.path and (r.json or {}).get("components"), since=mark,
+                                what="the page with the buttons")
+        sent = [r for r in s.since(mark) if token in r.path and "/callback" not in r.path]
+        # The first page replaces the loading message; only then come followups. On Discord the first
+        # followup after a defer would itself replace the loading message, and a later edit of it
+        # would overwrite that page.
+        assert [r.method for r in sent] == ["PATCH"] + ["POST"] * (len(sent) - 1) and len(sent) >= 2
+        assert sent[-1] is last and all(r.status == 200 for r in sent)
+        ids = [r.response["id"] for r in sent]
+        assert ids[0] == loading["id"] and len(set(ids)) == len(ids)
+        # what the channel shows: every page as its own message, in order, the buttons under the last
+        shown = [s.stored(s.news_channel_id, i) for i in ids]
+        assert not shown[0]["flags"] & LOADING and shown[0]["content"].startswith(
+            "**Question:** What does the harbour dredging plan do?\n")
+        assert [m["content"] for m in shown] == [r.json.get("content", "") for r in sent]
+        assert shown[-1]["components"] and not any(m["components"] for m in shown[:-1])
+        record = answer_record(settings, answer_id_of(last.json))
+        text = " ".join(" ".join(m["content"] for m in shown).split())
+        cards = "\n".join(e.get("title", "") for m in shown for e in s.seen_embeds(m))
+        for c in record["citations"]:
+            assert " ".join(escape(c["quote"]).split()) in text and f"[{c['n']}]" in cards
+        thread = await s.wait_for(lambda r: r.path.endswith(f"/messages/{ids[-1]}/threads"), since=mark,
+                                  what="a thread on the last page")
+        assert thread.status == 201
+        await s.wait_for(posted_to(ids[-1]), since=mark, what="the hint in the thread")
+        assert [r for r in s.since(mark) if token in r.path and "/callback" not in r.path] == sent  # no apology
+
+
 async def test_streamed_edits_survive_429s(bot_desk: Desk, tmp_path: Path) -> None:
     with fake_llm() as llm:
         llm.script(streamed_sentences(4))
