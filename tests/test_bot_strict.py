@@ -21,8 +21,8 @@ import pytest
 from discord_server import (ADMINISTRATOR, LOADING, MANAGE_CHANNELS, MEMBER_PERMISSIONS, READ_HISTORY, SEND_IN_THREADS,
                             SEND_MESSAGES, CommandHidden, FakeDiscord, markdown_spans, pointed_at)
 from llm_server import FakeLLM, Reply, fake_llm
-from test_bot_e2e import (answer_id_of, answer_record, bot_desk, bot_settings, mention, posted_to,  # noqa: F401 (a fixture)
-                          records, running_bot)
+from test_bot_e2e import (answer_id_of, answer_record, bot_desk, bot_settings, eventually, mention,  # noqa: F401
+                          posted_to, records, running_bot)
 
 from newsdesk import Desk, LLMSettings
 from newsdesk_bot.format import escape
@@ -145,6 +145,39 @@ async def test_a_queued_question_is_told_it_waits_and_never_outlives_its_token(b
                              and "components" in (r.json or {}), since=mark, what="the first answer", timeout=30)
             assert "Who paid for the repairs?" not in [r["question"] for r in records(settings, "answer")]
             assert not [r for r in s.since(0) if queued["token"] in r.path and r.status == 401]
+
+
+async def test_a_question_waiting_behind_its_conversation_gives_up_before_its_token_expires(bot_desk: Desk,
+                                                                                         tmp_path: Path) -> None:
+    with fake_llm() as llm:
+        llm.script(slow_reply(0), slow_reply(12))
+        desk = slow_llm_desk(bot_desk, llm)
+        async with bot_on(desk, tmp_path) as (s, settings):
+            user = s.user("reader")
+            _, reply, _ = await mention(s, "When did the library reopen?", user=user)
+            thread_id = reply.response["id"]
+            mark = len(s.requests)
+            await s.user_message("How much did the repairs cost?", author=user, channel_id=int(thread_id))
+            await eventually(lambda: len(llm.requests) == 2)  # the follow-up holds the thread's conversation
+            waiting = await s.slash("ask", {"question": "Who paid for the repairs?"}, user=s.user("b"),
+                                    channel_id=int(thread_id))
+            notice = await s.wait_for(lambda r: r.method == "PATCH" and waiting["token"] in r.path, since=mark,
+                                      what="a note that the question waits")
+            assert notice.json["content"] == ("**Question:** Who paid for the repairs?\n-# 1 question is ahead of "
+                                              "yours; I'll answer here when it's your turn.")
+            s.advance(13.5 * 60)  # its token is about to expire while the conversation is still busy
+            gave_up = await s.wait_for(lambda r: r.method == "PATCH" and waiting["token"] in r.path
+                                       and "too busy" in (r.json or {}).get("content", ""), since=mark, timeout=8,
+                                       what="an apology while the token still works")
+            assert gave_up.status == 200
+            assert s.original(waiting)["content"] == ("**Question:** Who paid for the repairs?\nSorry, I was too busy "
+                                                      "to answer this in time: please ask again.")
+            follow_up = await s.wait_for(lambda r: posted_to(thread_id)(r) and r.json.get("components"), since=mark,
+                                         timeout=30, what="the follow-up's answer")
+            assert gave_up.at < follow_up.at  # it gave up while the other question still held the conversation
+            assert not [r for r in s.since(0) if waiting["token"] in r.path and r.status >= 400]
+            assert "Who paid for the repairs?" not in [r["question"] for r in records(settings, "answer")]
+            assert len(llm.requests) == 2  # the given-up question never reached the model
 
 
 async def test_a_long_reindex_reports_by_dm_when_its_token_runs_out(bot_desk: Desk, embedder,
