@@ -25,7 +25,7 @@ from test_bot_e2e import (answer_id_of, answer_record, bot_desk, bot_settings, e
                           posted_to, records, running_bot)
 
 from newsdesk import Desk, LLMSettings
-from newsdesk_bot.format import escape
+from newsdesk_bot.format import escape, link
 from newsdesk_bot.settings import BotSettings
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -73,11 +73,23 @@ def edits_of(server: FakeDiscord, interaction: dict, mark: int = 0) -> list:
 
 
 def spans_seen(server: FakeDiscord, message: dict) -> list[tuple[str, str]]:
-    """Every link, mention and formatting span Discord renders in a message, embeds included."""
+    """Every link, mention and formatting span Discord renders in a message: its text and its cards'
+    titles, descriptions, field names and values, and footers."""
     stored = server.stored(message["channel_id"], message["id"])
-    texts = [stored["content"]] + [e.get("description") or "" for e in server.seen_embeds(stored)]
-    texts += [f["value"] for e in server.seen_embeds(stored) for f in e.get("fields") or []]
+    texts = [stored["content"]]
+    for e in server.seen_embeds(stored):
+        texts += [e.get("title") or "", e.get("description") or "", (e.get("footer") or {}).get("text") or ""]
+        texts += [part for f in e.get("fields") or [] for part in (f["name"], f["value"])]
     return [s for t in texts for s in markdown_spans(t)]
+
+
+def link_hosts(server: FakeDiscord, message: dict) -> list[str | None]:
+    """The host of every link users can click in a message: links in its text and its cards' own urls."""
+    targets = [text.split(" -> ")[-1] for kind, text in spans_seen(server, message)
+               if kind in ("masked_link", "link", "autolink")]
+    targets += [e["url"] for e in server.seen_embeds(server.stored(message["channel_id"], message["id"]))
+                if e.get("url")]
+    return [urlsplit(t).hostname for t in targets]
 
 
 # -- 1. same-url source cards ------------------------------------------------------------------
@@ -222,6 +234,37 @@ async def test_an_article_url_or_title_cannot_add_a_link(bot_desk: Desk, tmp_pat
         # one link per related article that has a URL, and no other masked link
         assert len([k for k, _ in spans_seen(s, reply.response) if k == "masked_link"]) == \
             len([r for r in record["related"] if r["url"]])
+        hosts = link_hosts(s, reply.response)
+        assert "phish.example" not in hosts and set(hosts) <= {urlsplit(c["url"]).hostname for c in
+                                                              record["citations"] + record["related"] if c["url"]}
+
+
+async def test_a_hostile_article_url_in_the_related_card_links_only_to_its_own_site(bot_desk: Desk,
+                                                                                    tmp_path: Path) -> None:
+    async with bot_on(bot_desk, tmp_path) as (s, settings):
+        _, reply, _ = await mention(s, "When did the library reopen?")
+        record = answer_record(settings, answer_id_of(reply.json))
+        assert PHISH not in [c["url"] for c in record["citations"]]
+        hostile = next(r for r in record["related"] if r["url"] == PHISH)  # listed under Related, not cited
+        spans = spans_seen(s, reply.response)
+        # the Related card links each related article to its own address, the hostile one to a.example
+        masked = [text for kind, text in spans if kind == "masked_link"]
+        assert [m.split(" -> ")[1] for m in masked] == [link(r["url"]) for r in record["related"] if r["url"]]
+        (label,) = [m.split(" -> ")[0] for m in masked if m.endswith(link(PHISH))]
+        assert urlsplit(link(PHISH)).hostname == "a.example"
+        assert label.startswith("Ferry [timetable](https:") and "@\u200beveryone" in label  # text, not a link
+        related = next(e for e in s.seen_embeds(s.stored(s.news_channel_id, reply.response["id"]))
+                       if e["title"] == "Related")
+        assert f"[{hostile['n']}] [" in related["description"]
+        # a web address in a label would be a second link (Discord does not render such masked links as meant)
+        assert "https://phish.example/login" not in related["description"]
+        # nothing else anywhere links, mentions or formats: no bare link, autolink or mention in any
+        # title, description, field or footer, and every card's own url is its article's
+        assert {kind for kind, _ in spans} == {"masked_link", "subtext"}, spans  # subtext: the bot's "-# As of"
+        assert [text for kind, text in spans if kind == "subtext"] == ["-# A"]
+        hosts = link_hosts(s, reply.response)
+        assert set(hosts) <= {urlsplit(c["url"]).hostname for c in record["citations"] + record["related"]
+                              if c["url"]} and "phish.example" not in hosts
 
 
 # -- 5. /reindex -------------------------------------------------------------------------------
