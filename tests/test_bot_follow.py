@@ -7,6 +7,7 @@ on "night trains to the coast", none on "the Rovers cup final").
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from pathlib import Path
@@ -26,13 +27,14 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 STORIES = Path(__file__).parent / "fixtures" / "stories"
 INQUIRY_URL = "https://northline.example/2026/01/12/brekke-inquiry"
 TRAINS_URL = "https://northline.example/2026/01/15/night-trains"
+GEOLOGISTS_URL = "https://northline.example/2026/01/20/brekke-geologists"
 CHANNEL_ADMIN = MEMBER_PERMISSIONS | MANAGE_CHANNELS
 LANDSLIDE = "the Brekke landslide"
-GEOLOGISTS = """---
+GEOLOGISTS = f"""---
 title: Brekke landslide inquiry hears the geologists
 date: 2026-01-20
 source: Northline Press
-url: https://northline.example/2026/01/20/brekke-geologists
+url: {GEOLOGISTS_URL}
 ---
 The inquiry into the landslide in Brekke heard on Tuesday from the geologists who had warned that the slope above
 the village was moving.
@@ -153,7 +155,33 @@ async def test_a_followed_topic_gets_one_cited_post_when_a_matching_article_land
             assert not posts(s, landslide, mark)  # unfollowed there
             (post,) = posts(s, muted, mark)  # still followed in #muted, from before the restart
             assert post.json["content"].startswith("**New on “the Brekke landslide”:**\n")
-            assert [e.get("url") for e in post.json["embeds"]] == ["https://northline.example/2026/01/20/brekke-geologists"]
+            assert [e.get("url") for e in post.json["embeds"]] == [GEOLOGISTS_URL]
+    finally:
+        await server.stop()
+
+
+async def test_an_update_with_two_articles_on_a_topic_posts_once_citing_them(story_index: Path,
+                                                                            tmp_path: Path) -> None:
+    desk = story_desk(story_index, tmp_path)
+    server = FakeDiscord()
+    await server.start()
+    landslide = server.add_channel("landslide")
+    try:
+        async with bot_on(desk, tmp_path, server=server, allowed_channels=frozenset()) as (s, _):
+            await reply_to(s, "follow", {"topic": LANDSLIDE}, user=s.owner, channel_id=landslide)
+            add_later_articles(desk)
+            (desk.settings.corpus_dir / "landslide-geologists.md").write_text(GEOLOGISTS, encoding="utf-8")
+            mark = len(s.requests)
+            result = await reindex(s)
+            assert "6 added" in result and result.endswith("\n-# News on 1 followed topic: posted in 1 channel.")
+            await asyncio.sleep(1.0)  # a second post for the same update would follow at once
+            (post,) = posts(s, landslide, mark)
+            content = post.json["content"]
+            assert content.startswith("**New on “the Brekke landslide”:**\n")
+            assert "-# 2 new articles match this topic. Stop these posts with /unfollow." in content
+            cited = [e.get("url") for e in post.json["embeds"]]  # the summary cites the best of them, or both
+            assert cited and set(cited) <= {INQUIRY_URL, GEOLOGISTS_URL} and len(set(cited)) == len(cited)
+            assert not [r for r in s.since(mark, "POST") if r.path.startswith("/channels/") and r is not post]
     finally:
         await server.stop()
 
@@ -168,11 +196,16 @@ async def test_new_articles_found_by_the_watcher_are_posted_to_their_followers(s
         async with bot_on(desk, tmp_path, server=server, allowed_channels=frozenset(), watch=True) as (s, _):
             await reply_to(s, "follow", {"topic": LANDSLIDE}, user=s.owner, channel_id=landslide)
             mark = len(s.requests)
-            add_later_articles(desk)
+            add_later_articles(desk)  # written at once: one update (files still being written wait for the next)
+            (desk.settings.corpus_dir / "landslide-geologists.md").write_text(GEOLOGISTS, encoding="utf-8")
             post = await s.wait_for(posted_to(landslide), since=mark, timeout=90, what="news from the watcher")
             assert post.status == 200
             assert post.json["content"].startswith("**New on “the Brekke landslide”:**\n")
-            assert [e.get("url") for e in post.json["embeds"]] == [INQUIRY_URL]
+            assert "-# 2 new articles match this topic." in post.json["content"]
+            cited = [e.get("url") for e in post.json["embeds"]]
+            assert cited and set(cited) <= {INQUIRY_URL, GEOLOGISTS_URL}
+            await asyncio.sleep(3.0)  # past the watcher's debounce and settle: any later update has run
+            assert posts(s, landslide, mark) == [post], "a second post for the same update"
     finally:
         await server.stop()
 
