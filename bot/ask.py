@@ -19,13 +19,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from newsdesk import Answer
+from newsdesk import Answer, QueryError, UsageError
 from newsdesk_bot.channels import EVERY_MESSAGE, OFF
 from newsdesk_bot.client import INTENT_OFF
 from newsdesk_bot.conversations import Conversation
 from newsdesk_bot.feedback import new_answer_id
-from newsdesk_bot.format import (FOLLOW_UP_HINT, MENTION_HINT, USAGE, apology, escape, queued_note, rate_limited,
-                                 render_answer, thread_name, trimmed_note)
+from newsdesk_bot.format import (FOLLOW_UP_HINT, MENTION_HINT, USAGE, apology, cannot_search, escape, queued_note,
+                                 rate_limited, render_answer, thread_name, trimmed_note)
 from newsdesk_bot.memory import Recent
 from newsdesk_bot.replies import (NO_MENTIONS, LiveAnswer, Sender, can_embed, permissions, quietly, reply_sender,
                                   send_pages)
@@ -126,10 +126,13 @@ class Questions(commands.Cog):
         conversation = await self.bot.conversations.get(channel) if self._is_conversation(channel) else None
         setup = self.bot.setups.get(_parent_id(channel)) if interaction.guild_id else None
         explicit = {k: v.strip() for k, v in options.items() if v and v.strip()}
+        scope = setup.scope() if setup else {}
+        if explicit.keys() & {"since", "until"}:
+            scope.pop("since", None)  # /ask's own dates replace the channel's window, whichever end they give
         await self.respond(Asked(
             question, via, interaction.user.id, channel, first=interaction.edit_original_response,
             rest=functools.partial(interaction.followup.send, wait=True), show_question=True,
-            options={**(setup.scope() if setup else {}), **explicit}, conversation=conversation,
+            options={**scope, **explicit}, conversation=conversation,
             open_thread=conversation is None and isinstance(channel, discord.TextChannel),
             expires=token_expires(interaction), notice=interaction.edit_original_response, edits_first=True,
         ), embed_links=interaction.app_permissions.embed_links)
@@ -254,10 +257,12 @@ class Questions(commands.Cog):
                 conversation = self.bot.conversations.new()
             try:
                 answer = await self._answer(question, conversation, asked, shown)
-            except TooLate:
-                self.bot.metrics.too_late.inc()
+            except (TooLate, QueryError, UsageError) as err:  # told in a sentence, no error id
+                if isinstance(err, TooLate):
+                    self.bot.metrics.too_late.inc()
                 lines = [f"**Question:** {escape(shown)}"] if shown else []
-                await asked.first(content="\n".join([*lines, TOO_LATE]), embeds=[], view=None,
+                said = TOO_LATE if isinstance(err, TooLate) else cannot_search(err)
+                await asked.first(content="\n".join([*lines, said]), embeds=[], view=None,
                                   allowed_mentions=NO_MENTIONS)
                 return
             answer_id = new_answer_id()
@@ -390,13 +395,16 @@ def _parent_id(channel: Any) -> int | None:
     return getattr(channel, "id", None)
 
 
-def _bad_dates(*values: str | None) -> str | None:
-    for value in values:
+def _bad_dates(since: str | None, until: str | None) -> str | None:
+    days = []
+    for value in (since, until):
         if value and value.strip():
             try:
-                date.fromisoformat(value.strip())
+                days.append(date.fromisoformat(value.strip()))
             except ValueError:
                 return f"Dates look like 2026-01-31; I can't read {escape(value)!s}."
+    if len(days) == 2 and days[0] > days[1]:
+        return f"`since` ({days[0]}) is after `until` ({days[1]}): no article can be from both. Swap them?"
     return None
 
 

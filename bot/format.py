@@ -296,6 +296,12 @@ def apology(error_id: str) -> str:
             "The bot's host can find the details in its log under that id.")
 
 
+def cannot_search(err: Exception) -> str:
+    """A question the desk refuses as asked (its filters match no article, ...): what it said, as a sentence."""
+    said = escape(str(err)).rstrip(".")
+    return f"I can't answer that as asked: {said[:1].lower()}{said[1:]}."
+
+
 def thread_name(question: str) -> str:
     """A thread title from the question: one line, at most 100 characters, no mentions."""
     name = discord.utils.escape_mentions(" ".join(question.split()))

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import socket
+from datetime import date, timedelta
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -84,6 +85,65 @@ async def test_a_channel_set_to_every_message_answers_each_post_from_its_source(
             refusal = await callback_of(s, refused, mark)
             assert refusal.json["data"]["content"] == ("I don't answer questions in this channel: its admins "
                                                        "switched me off here.")
+    finally:
+        await server.stop()
+
+
+async def test_a_channel_date_scope_leaves_out_older_articles_unless_ask_gives_its_own_dates(bot_desk: Desk,
+                                                                                           tmp_path: Path) -> None:
+    server = FakeDiscord()
+    await server.start()
+    recent = server.add_channel("recent-news")
+    # the fixtures are from 2026: a window from 1 May keeps the tram line (10 May) and the heatwave (21 June)
+    # and leaves out the library (2 April), the dredging plan (15 March) and the ferry timetable (3 February)
+    since = date(2026, 5, 1)
+    days = (date.today() - since).days
+    try:
+        async with bot_on(bot_desk, tmp_path, server=server, allowed_channels=frozenset(), rate_limit=0) as (s, settings):
+            mod = s.user("mod")
+            done = await s.slash("channel", {"mode": "mentions", "days": days}, subcommand="set", user=mod,
+                                 channel_id=recent, permissions=CHANNEL_ADMIN)
+            reply = await callback_of(s, done)
+            assert reply.json["data"]["content"] == (f"Set for <#{recent}>: I answer when mentioned, searching only "
+                                                     f"the last {days} days.")
+
+            def found(request) -> list[dict]:
+                record = answer_record(settings, answer_id_of(request.json))
+                return record["citations"] + record["related"]
+
+            async def ask(options: dict):
+                mark = len(s.requests)
+                interaction = await s.slash("ask", {"question": "When did the library reopen?", **options},
+                                            user=s.user("reader"), channel_id=recent)
+                return await s.wait_for(lambda r: r.method == "PATCH" and interaction["token"] in r.path
+                                        and (r.json or {}).get("components"), since=mark)
+
+            _, answer, _ = await mention(s, "When did the library reopen?", channel_id=recent)
+            passages = found(answer)
+            assert passages and min(p["published"] for p in passages) >= since.isoformat()
+            assert answer.json["content"].startswith("I couldn't find an answer")  # its article is too old here
+            # /ask's own options: a source narrows the channel's window further, it does not replace it
+            passages = found(await ask({"source": "riverside"}))
+            assert {p["doc_id"] for p in passages} == {"riverside/tram-line.md"}
+            # /ask's own dates replace the channel's window, whichever end they give
+            for options in ({"since": "2026-01-01"}, {"until": "2026-04-30"}):
+                edit = await ask(options)
+                assert "Monday" in edit.json["content"], options
+                assert "riverside/library-reopens.md" in {p["doc_id"] for p in found(edit)}
+            # dates no article can match are said so, in a sentence (not an apology with an error id)
+            mark = len(s.requests)
+            crossed = await s.slash("ask", {"question": "What happened?", "since": "2026-05-01", "until": "2026-04-01"},
+                                    user=s.user("reader"), channel_id=recent)
+            refusal = await callback_of(s, crossed, mark)
+            assert refusal.json["data"]["content"] == ("`since` (2026-05-01) is after `until` (2026-04-01): no article "
+                                                       "can be from both. Swap them?")
+            assert refusal.json["data"]["flags"] == 64
+            mark = len(s.requests)
+            future = await s.slash("ask", {"question": "What happened?", "since": "2030-01-01"}, user=s.user("reader"),
+                                   channel_id=recent)
+            said = await s.wait_for(lambda r: r.method == "PATCH" and future["token"] in r.path, since=mark)
+            assert said.json["content"] == ("**Question:** What happened?\nI can't answer that as asked: no article is "
+                                            "published on or after 2030-01-01.")
     finally:
         await server.stop()
 
