@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -336,6 +337,26 @@ async def test_a_deleted_question_still_gets_its_answer(bot_desk: Desk, tmp_path
         await s.delete_message(asked)
         answer = await s.wait_for(lambda r: posted_to(s.news_channel_id)(r) and r.status == 200, since=mark)
         assert "31 to 9" in answer.json["content"] and "message_reference" not in answer.response
+
+
+async def test_the_apology_for_an_error_still_reaches_a_deleted_question(bot_desk: Desk, embedder,
+                                                                        tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    shutil.copytree(bot_desk.settings.index_dir, index)
+    desk = Desk.open(index)
+    async with bot_on(desk, tmp_path) as (s, _):
+        shutil.rmtree(index)  # the index disappears under the running bot: answering fails
+        mark = len(s.requests)
+        asked = await s.user_message(f"<@{s.bot_id}> How much did the Riverside library repairs cost?",
+                                     author=s.user("shy"), mentions=[s.bot_user])
+        await s.delete_message(asked)
+        apology = await s.wait_for(posted_to(s.news_channel_id), since=mark, what="an apology")
+        assert apology.status == 200
+        assert re.fullmatch(r"Sorry, something went wrong while answering that \(error id `[0-9a-f]{8}`\)\. The bot's "
+                            r"host can find the details in its log under that id\.", apology.json["content"])
+        assert apology.json["message_reference"]["fail_if_not_exists"] is False
+        assert "message_reference" not in apology.response  # a plain message: the question is gone
+        assert not [(r.method, r.path, r.status) for r in s.since(mark) if r.status >= 400]
 
 
 async def test_without_read_message_history_answers_are_plain_messages(bot_desk: Desk, tmp_path: Path) -> None:
