@@ -108,7 +108,9 @@ async def mention(server: FakeDiscord, text: str, *, user: dict | None = None, c
     mark = len(server.requests)
     message = await server.user_message(f"<@{server.bot_id}> {text}", author=user or server.user("reader"),
                                         channel_id=channel_id, mentions=[server.bot_user], **options)
-    reply = await server.wait_for(posted_to(channel_id), since=mark, what="a reply to the mention")
+    # a 429 (5 messages per 5 s in a channel) is retried by discord.py: the reply is the request after it
+    reply = await server.wait_for(lambda r: posted_to(channel_id)(r) and r.status != 429, since=mark,
+                                  what="a reply to the mention")
     if reply.json.get("components") and server.channels[channel_id]["type"] == 0:
         # a new question: let the bot finish opening its thread before the test goes on
         thread = await server.wait_for(lambda r: r.path.endswith(f"/messages/{reply.response['id']}/threads"),

@@ -409,6 +409,60 @@ async def test_the_session_cache_keeps_the_conversation_in_use(bot_desk: Desk, t
         assert not s.since(mark, "GET", f"/channels/{a}/messages"), "the conversation in use was evicted"
 
 
+async def test_reminders_and_hints_are_kept_for_at_most_max_conversations_users_and_threads(bot_desk: Desk,
+                                                                                          tmp_path: Path) -> None:
+    # Without the Message Content intent a follow-up without a mention gets a hint, once per thread.
+    server = FakeDiscord(message_content_allowed=False)
+    await server.start()
+    try:
+        async with bot_on(bot_desk, tmp_path, server=server, max_conversations=2, rate_limit=1,
+                          rate_window=600, command_guilds=frozenset()) as (s, _):
+            news = s.news_channel_id
+
+            async def ask(user: dict) -> str | None:
+                """What the bot said to a question from `user`, if anything (another's question shows it is done)."""
+                mark = len(s.requests)
+                asked = await s.user_message(f"<@{s.bot_id}> How many votes did the tram extension get?",
+                                             author=user, mentions=[s.bot_user])
+                await mention(s, "How many votes did the tram extension get?", user=s.user("someone else"))
+                await asyncio.sleep(0.5)
+
+                def to_it(r: Any) -> bool:
+                    return posted_to(news)(r) and str(r.json["message_reference"]["message_id"]) == asked["id"]
+                said = [r.json["content"] for r in s.since(mark) if to_it(r)]
+                return said[0] if said else None
+
+            a, b, c = (s.user(n) for n in "abc")
+            for user in (a, b, c):
+                assert "31 to 9" in await ask(user)  # each user's one question in the window
+            assert (await ask(a)).startswith("You're asking faster than I can keep up with")
+            assert await ask(a) is None  # one reminder per window
+            assert (await ask(b)).startswith("You're asking faster")
+            assert (await ask(c)).startswith("You're asking faster")
+            # only two users' reminders are remembered (max_conversations): a's was forgotten
+            assert (await ask(a)).startswith("You're asking faster")
+
+            threads = []
+            for q in ("How much did the Riverside library repairs cost?", "When did the library reopen?",
+                      "How many people were treated for heat exhaustion in Valdor?"):
+                _, _, mark = await mention(s, q, user=s.user("reader"))
+                opened = await s.wait_for(lambda r: r.path.endswith("/threads") and r.status == 201, since=mark)
+                threads.append(opened.response["id"])
+
+            async def hinted(thread_id: str) -> bool:
+                mark = len(s.requests)
+                await s.user_message("And then?", author=s.user("reader"), channel_id=int(thread_id))
+                await mention(s, "How many votes did the tram extension get?", user=s.user("someone else"))
+                return bool(s.since(mark, "POST", f"/channels/{thread_id}/messages"))
+
+            first, second, third = threads
+            assert await hinted(first) and not await hinted(first)
+            assert await hinted(second) and await hinted(third)
+            assert await hinted(first)  # only two threads' hints are remembered: the first one's was forgotten
+    finally:
+        await server.stop()
+
+
 async def test_commands_are_synced_only_when_they_change_and_never_left_twice(bot_desk: Desk,
                                                                              tmp_path: Path) -> None:
     server = FakeDiscord()
