@@ -4,7 +4,8 @@ A cut is made at a blank line if one is near the limit, else at a line break, el
 sentence (with the `[n]` markers that follow it), else between words, and only as a last resort
 anywhere. It never falls inside a protected span: a `[n]` citation marker, a link (bare, in
 `<...>`, or masked), a mention, an inline-code or emphasis span, or an escaped character. Only a
-span longer than the limit itself can be cut.
+span longer than the limit itself can be cut. A cut inside a line avoids the places where the
+next piece would start with markup Discord reads only at a line's start (`# `, `> `, `- `, `1. `).
 
 Embeds are plain dicts in Discord's JSON shape, so these functions need no client.
 """
@@ -58,6 +59,10 @@ _SENTENCE = re.compile(r"[.!?…][\"'”’)\]]*(?:[ \t]*\[\d+\])*(?=\s)")
 _SPACE = re.compile(r"\s+(?!\[\d+\])")
 # A level is used only if it lets the chunk fill at least this share of the limit.
 MIN_FILL = 0.5
+# What Discord's markdown reads at the start of a line: a heading, subtext, block quote or list item.
+# A cut inside a line makes what follows it a line start (a new message, a new embed), so a cut
+# there would turn "... a # b" into a heading.
+_LINE_MARKUP = re.compile(r"(?:#{1,3}|-#|>{1,3}|[-*+]|\d+\.)(?=\s)")
 
 
 def protected_spans(text: str) -> list[tuple[int, int]]:
@@ -109,6 +114,18 @@ def _inside(p: int, starts: list[int], ends: list[int]) -> bool:
     return i >= 0 and starts[i] < p < ends[i]
 
 
+def _opens_markup(text: str, p: int) -> bool:
+    """Whether a cut at p, inside a line, would start the next piece with line-start markup."""
+    if p > 0 and text[p - 1] == "\n":
+        return False
+    q = p
+    while q < len(text) and text[q].isspace():
+        if text[q] == "\n":  # the next piece starts a line of its own, as written
+            return False
+        q += 1
+    return bool(_LINE_MARKUP.match(text, q))
+
+
 def _best_cut(text: str, start: int, end: int, starts: list[int], ends: list[int]) -> int:
     window = text[start:end + 1]  # one more character, so a boundary right at the limit is seen
     best_any = start
@@ -116,16 +133,17 @@ def _best_cut(text: str, start: int, end: int, starts: list[int], ends: list[int
         best = start
         for m in pattern.finditer(window):
             p = start + (m.end() if use_end else m.start())
-            if start < p <= end and not _inside(p, starts, ends):
+            if start < p <= end and not _inside(p, starts, ends) and not _opens_markup(text, p):
                 best = max(best, p)
         if best - start >= MIN_FILL * (end - start):
             return best
         best_any = max(best_any, best)
     if best_any > start:
         return best_any
-    for p in range(end, start, -1):  # no boundary at all: any place outside a span
-        if not _inside(p, starts, ends):
-            return p
+    for plain in (True, False):  # no boundary at all: any place outside a span, best one opening nothing
+        for p in range(end, start, -1):
+            if not _inside(p, starts, ends) and not (plain and _opens_markup(text, p)):
+                return p
     return end  # a single span longer than the limit
 
 

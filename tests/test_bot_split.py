@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from newsdesk_bot.split import (CONTENT_LIMIT, EMBED_DESCRIPTION_LIMIT, EMBED_TITLE_LIMIT, EMBED_TOTAL_LIMIT,
                        EMBEDS_PER_MESSAGE, FIELD_VALUE_LIMIT, FIELDS_PER_EMBED, embed_size, fit_embed, paginate,
                        split_text, truncate)
-from discord_server import validate_message
+from discord_server import markdown_spans, validate_message
 
 
 def assert_sendable(pages) -> None:
@@ -66,6 +66,18 @@ def test_markdown_spans_mentions_and_escapes_are_not_cut() -> None:
         pieces = split_text(f"aa {span} bb", len(span) + 1)
         assert span in pieces, (span, pieces)
     assert split_text("abcdefghij\\*klm", 11) == ["abcdefghij", "\\*klm"]  # not "...j\" + "*klm"
+
+
+def test_a_cut_inside_a_line_never_makes_what_follows_a_heading_quote_or_list() -> None:
+    line_start = {"heading", "subtext", "quote", "list"}
+    for tail in ("# Heading", "### Heading", "-# small", "> quoted", ">>> quoted", "- item", "+ item", "1. item"):
+        text = "word " * 5 + tail + " and more words"
+        for limit in range(len("word " * 5), len(text)):
+            pieces = split_text(text, limit)
+            assert " ".join(pieces) == text and all(len(p) <= limit for p in pieces)
+            assert not [s for p in pieces for s in markdown_spans(p) if s[0] in line_start], (tail, limit, pieces)
+    # a line of its own keeps its start: the bot's own "-# note" line after a line break
+    assert split_text("The answer is here.\n-# As of 3 May 2026.", 25) == ["The answer is here.", "-# As of 3 May 2026."]
 
 
 def test_without_any_boundary_the_cut_is_hard_and_exact() -> None:
