@@ -260,10 +260,14 @@ class Questions(commands.Cog):
             except (TooLate, QueryError, UsageError) as err:  # told in a sentence, no error id
                 if isinstance(err, TooLate):
                     self.bot.metrics.too_late.inc()
+                if self._locked_meanwhile(asked):
+                    return
                 lines = [f"**Question:** {escape(shown)}"] if shown else []
                 said = TOO_LATE if isinstance(err, TooLate) else cannot_search(err)
                 await asked.first(content="\n".join([*lines, said]), embeds=[], view=None,
                                   allowed_mentions=NO_MENTIONS)
+                return
+            if self._locked_meanwhile(asked):
                 return
             answer_id = new_answer_id()
             await self.bot.in_background(self.bot.feedback.record_answer, answer_id, answer)
@@ -280,6 +284,8 @@ class Questions(commands.Cog):
                 await self._open_thread(sent[-1], question, conversation, asked.channel)
         except Exception:
             error_id = self.bot.report_error(f"answering a question ({asked.via}) from user {asked.user_id}")
+            if self._locked_meanwhile(asked):
+                return
             if sent:  # the answer is out: do not replace it
                 await quietly(asked.rest(content=apology(error_id), allowed_mentions=NO_MENTIONS,
                                          **({"ephemeral": True} if asked.expires else {})))
@@ -329,6 +335,21 @@ class Questions(commands.Cog):
         finally:
             if live is not None:
                 await live.stop()
+
+    @staticmethod
+    def _locked_meanwhile(asked: Asked) -> bool:
+        """A thread a moderator locked while the answer was worked out: only moderators may post there now.
+
+        (An interaction's reply is no post in the thread, so it goes out all the same.)
+        """
+        channel = asked.channel
+        if asked.expires is not None or not isinstance(channel, discord.Thread) or not channel.locked:
+            return False
+        perms = permissions(channel)
+        if perms is not None and perms.manage_threads:
+            return False
+        log.warning("Not answering in thread %s: it was locked while the answer was worked out", channel.id)
+        return True
 
     def _is_conversation(self, channel: Any) -> bool:
         me = self.bot.user

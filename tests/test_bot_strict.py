@@ -571,6 +571,39 @@ async def test_an_archived_thread_reopens_for_a_follow_up(bot_desk: Desk, tmp_pa
         assert answer.status == 200 and not s.channels[int(thread_id)]["thread_metadata"]["archived"]
 
 
+async def test_an_answer_lands_in_a_thread_archived_meanwhile_and_not_in_one_locked_meanwhile(
+        bot_desk: Desk, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with fake_llm() as llm:
+        llm.script(slow_reply(0), slow_reply(3), slow_reply(3))
+        desk = slow_llm_desk(bot_desk, llm)
+        async with bot_on(desk, tmp_path) as (s, _):
+            user = s.user("reader")
+            _, reply, _ = await mention(s, "When did the library reopen?", user=user)
+            thread_id = reply.response["id"]
+            thread = s.channels[int(thread_id)]["thread_metadata"]
+
+            # the thread goes quiet (auto-archive) while the bot works out a follow-up: its answer reopens it
+            mark = len(s.requests)
+            await s.user_message("How much did the repairs cost?", author=user, channel_id=int(thread_id))
+            await eventually(lambda: len(llm.requests) == 2)
+            await s.archive_thread(int(thread_id))
+            answer = await s.wait_for(lambda r: posted_to(thread_id)(r) and r.json.get("components"), since=mark,
+                                      timeout=20, what="the answer in the archived thread")
+            assert answer.status == 200 and not thread["archived"]
+            assert not [(r.method, r.path, r.status) for r in s.since(mark) if r.status >= 400]
+
+            # a moderator locks it meanwhile: only moderators may post there, so the bot does not try
+            mark = len(s.requests)
+            await s.user_message("Who paid for them?", author=user, channel_id=int(thread_id))
+            await eventually(lambda: len(llm.requests) == 3)
+            await s.archive_thread(int(thread_id), locked=True)
+            await eventually(lambda: f"Not answering in thread {thread_id}: it was locked" in caplog.text, timeout=20)
+            await asyncio.sleep(0.5)
+            assert not [r for r in s.since(mark) if r.path == f"/channels/{thread_id}/messages"]
+            assert not [(r.method, r.path, r.status) for r in s.since(mark) if r.status >= 400]
+            assert thread["archived"] and thread["locked"]
+
+
 async def test_without_send_messages_the_bot_stays_quiet_and_says_why_in_the_log(
         bot_desk: Desk, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     server = FakeDiscord()
