@@ -15,8 +15,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
-from discord_server import (MANAGE_CHANNELS, MEMBER_PERMISSIONS, SEND_MESSAGES, CommandHidden, FakeDiscord,
-                            OptionRefused, Request)
+from discord_server import (MANAGE_CHANNELS, MEMBER_PERMISSIONS, SEND_IN_THREADS, SEND_MESSAGES, CommandHidden,
+                            FakeDiscord, OptionRefused, Request)
 from test_bot_e2e import NONE, bot_desk, posted_to  # noqa: F401 (bot_desk: a fixture)
 from test_bot_strict import bot_on
 
@@ -182,6 +182,44 @@ async def test_an_update_with_two_articles_on_a_topic_posts_once_citing_them(sto
             cited = [e.get("url") for e in post.json["embeds"]]  # the summary cites the best of them, or both
             assert cited and set(cited) <= {INQUIRY_URL, GEOLOGISTS_URL} and len(set(cited)) == len(cited)
             assert not [r for r in s.since(mark, "POST") if r.path.startswith("/channels/") and r is not post]
+    finally:
+        await server.stop()
+
+
+async def test_news_reopens_an_archived_thread_and_skips_locked_or_muted_ones_without_trying(
+        story_index: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    desk = story_desk(story_index, tmp_path)
+    server = FakeDiscord()
+    await server.start()
+    forum = server.add_channel("newsroom-forum", kind=15)
+    muted_forum = server.add_channel("muted-forum", kind=15)
+    try:
+        async with bot_on(desk, tmp_path, server=server, allowed_channels=frozenset()) as (s, _):
+            reader = s.user("reader")
+            archived, locked = [int((await s.forum_post(title, "Following the story here.", author=reader,
+                                                        forum_id=forum))["channel_id"]) for title in ("a", "b")]
+            muted = int((await s.forum_post("c", "And here.", author=reader, forum_id=muted_forum))["channel_id"])
+            for thread in (archived, locked, muted):  # followed where the bot may post, in the post itself
+                assert (await reply_to(s, "follow", {"topic": LANDSLIDE}, user=s.owner, channel_id=thread)
+                        ).startswith("I'll post here")
+            await s.archive_thread(archived)  # gone quiet
+            await s.archive_thread(locked, locked=True)  # only moderators may post
+            await s.set_overwrite(muted_forum, int(s.bot_role()["id"]), deny=SEND_IN_THREADS)
+
+            add_later_articles(desk)
+            mark = len(s.requests)
+            result = await reindex(s)
+            assert result.endswith("\n-# News on 1 followed topic: posted in 1 channel; skipped 2 where I may not "
+                                   "post (see the log).")
+            (post,) = posts(s, archived, mark)
+            assert post.status == 200 and post.json["content"].startswith("**New on “the Brekke landslide”:**\n")
+            assert not s.channels[archived]["thread_metadata"]["archived"]  # the post reopened it, as on Discord
+            assert not posts(s, locked, mark) and not posts(s, muted, mark)  # not even tried
+            assert not [(r.method, r.path, r.status) for r in s.since(mark) if r.status >= 400]
+            assert s.channels[locked]["thread_metadata"]["archived"]
+            assert f"Not posting news on 'the Brekke landslide' in thread {locked}: it is locked" in caplog.text
+            assert (f"Not posting news on 'the Brekke landslide' in channel {muted}: the bot lacks 'Send Messages in "
+                    "Threads' there") in caplog.text
     finally:
         await server.stop()
 
