@@ -10,7 +10,7 @@ import asyncio
 import json
 import os
 import socket
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
