@@ -168,8 +168,11 @@ def build_both(dataset: Dataset, folder: Path) -> tuple[Desk, Desk, dict]:
     the raw encoder on the same chunks after each (the machine is shared: the two raw timings
     show how steady it was)."""
     corpus = copy_corpus(dataset, folder)
+    from newsdesk.chunk import _punkt
+
     encoder = load_encoder(Settings().model_folder(), "onnx-int8")
     encoder.encode_passages(["warm up the model"] * 8, [[(0, 17)]] * 8)
+    _punkt()  # the sentence splitter, loaded once per process (2-3 s): not the first build's cost
     out: dict = {}
     desks = {}
     for name, location in (("embedded", str(fresh(folder / "embedded"))), ("milvus", lite(folder))):
