@@ -9,7 +9,8 @@ two indexes of it: the embedded index (a folder) and Milvus Lite (`milvus-lite:/
 
 - SQuAD, with build timing (the default): both indexes are built from scratch by `Desk.build`
   with the real encoder, and the raw encoder (`encode_passages` of the same chunk texts and
-  sentence spans) is timed in the same run, after each of the two builds.
+  sentence spans) is timed in the same run, after each of the two builds (embedded first;
+  --milvus-first swaps them).
 - RealTime QA (and SQuAD with --no-build): the embedded index is a copy of the bench index
   (`evalsets.open_or_build`), and the Milvus collection is filled from that index's own
   documents, chunks, vectors and sentence vectors through the backend's writer, so both answer
@@ -47,6 +48,7 @@ from newsdesk.backend import Batch, open_backend  # noqa: E402
 from newsdesk.chunk import Chunk  # noqa: E402
 from newsdesk.config import ChunkSettings, Settings  # noqa: E402
 from newsdesk.desk import load_encoder  # noqa: E402
+from newsdesk.embedded import EmbeddedView  # noqa: E402
 from newsdesk.index import BATCH_CHUNKS, check_compatible  # noqa: E402
 from newsdesk.load import Document, Skipped  # noqa: E402
 from newsdesk.retrieve import Fusion, SearchMode, search  # noqa: E402
@@ -150,10 +152,15 @@ def same_vectors(embedded: Desk, milvus: Desk) -> dict:
 
 # -- build throughput ------------------------------------------------------------------------------
 def chunk_inputs(desk: Desk) -> tuple[list[str], list[list[tuple[int, int]]]]:
-    """The chunk texts and sentence spans `update_index` gives the encoder, in build order."""
+    """The chunk texts and sentence spans `update_index` gave the encoder, in build order."""
     with desk.backend.generation() as view:
-        rows = view.conn.execute('SELECT text, start, sentences FROM chunks ORDER BY id').fetchall()
-    return [t for t, _, _ in rows], [[(s - start, e - start) for s, e in json.loads(spans)] for _, start, spans in rows]
+        if isinstance(view, EmbeddedView):
+            rows = [(t, start, json.loads(spans)) for t, start, spans in view.conn.execute(
+                "SELECT text, start, sentences FROM chunks ORDER BY id")]
+        else:  # Milvus: chunk ids are given in build order too
+            rows = [(r["text"], r["start"], r["sentences"]) for r in sorted(view.conn.query_all(
+                view.chunks_name, "id >= 0", ["id", "text", "start", "sentences"]), key=lambda r: r["id"])]
+    return [t for t, _, _ in rows], [[(s - start, e - start) for s, e in spans] for _, start, spans in rows]
 
 
 def raw_encode(encoder, texts, spans) -> float:
@@ -163,7 +170,7 @@ def raw_encode(encoder, texts, spans) -> float:
     return time.perf_counter() - started
 
 
-def build_both(dataset: Dataset, folder: Path) -> tuple[Desk, Desk, dict]:
+def build_both(dataset: Dataset, folder: Path, *, milvus_first: bool = False) -> tuple[Desk, Desk, dict]:
     """Full builds of the corpus into a fresh embedded folder and a fresh Milvus Lite file, with
     the raw encoder on the same chunks after each (the machine is shared: the two raw timings
     show how steady it was)."""
@@ -175,7 +182,9 @@ def build_both(dataset: Dataset, folder: Path) -> tuple[Desk, Desk, dict]:
     _punkt()  # the sentence splitter, loaded once per process (2-3 s): not the first build's cost
     out: dict = {}
     desks = {}
-    for name, location in (("embedded", str(fresh(folder / "embedded"))), ("milvus", lite(folder))):
+    order = [("embedded", str(fresh(folder / "embedded"))), ("milvus", lite(folder))]
+    out["order"] = [name for name, _ in order[::-1 if milvus_first else 1]]
+    for name, location in order[::-1 if milvus_first else 1]:
         started = time.perf_counter()
         desks[name] = Desk.build(corpus, location, encoder="onnx-int8")
         seconds = time.perf_counter() - started
@@ -183,7 +192,7 @@ def build_both(dataset: Dataset, folder: Path) -> tuple[Desk, Desk, dict]:
         out[name] = {"seconds": seconds, "embed_seconds": report.embed_seconds, "chunks": report.chunks,
                      "documents": report.documents}
         print(f"  built {name}: {report.chunks} chunks in {seconds:.1f} s", file=sys.stderr)
-        if name == "embedded":
+        if len(desks) == 1:
             texts, spans = chunk_inputs(desks[name])
             out["raw_1_s"] = raw_encode(encoder, texts, spans)
     out["raw_2_s"] = raw_encode(encoder, texts, spans)
@@ -332,14 +341,15 @@ def disk_mb(folder: Path, skip: str = "") -> float:
 
 
 # -- the run ---------------------------------------------------------------------------------------
-def run(dataset: Dataset, *, build: bool, questions: int | None, timed: int, updates: int, fusion: Fusion) -> dict:
+def run(dataset: Dataset, *, build: bool, questions: int | None, timed: int, updates: int, fusion: Fusion,
+        milvus_first: bool = False) -> dict:
     folder = HERE / dataset.name
     folder.mkdir(parents=True, exist_ok=True)
     print(f"[{dataset.name}] {'building' if build else 'copying the bench index and filling Milvus Lite'}",
           file=sys.stderr)
     result: dict = {"dataset": dataset.name}
     if build:
-        embedded, milvus, result["build"] = build_both(dataset, folder)
+        embedded, milvus, result["build"] = build_both(dataset, folder, milvus_first=milvus_first)
         result["vectors"] = same_vectors(embedded, milvus)
     else:
         embedded, milvus, info = copy_and_fill(dataset, folder)
@@ -393,7 +403,8 @@ def table(results: dict) -> str:
             for name2 in BACKENDS:
                 lines.append(f"build {name2:12}{b[name2]['seconds']:.1f} s, {b[name2]['chunks_per_s']:.1f} chunks/s, "
                              f"ratio to raw {b[name2]['ratio_to_raw']:.2f}")
-            lines.append(f"raw encoder       {b['raw_1_s']:.1f} s and {b['raw_2_s']:.1f} s, "
+            lines.append(f"raw encoder       {b['raw_1_s']:.1f} s and {b['raw_2_s']:.1f} s (after the {b['order'][0]} "
+                         f"build, then the {b['order'][1]} one), "
                          f"{b['raw_chunks_per_s']:.1f} chunks/s; same vectors: {r['vectors']}")
         if "fill" in r:
             lines.append(f"milvus fill       {r['fill']['chunks']} chunks written in {r['fill']['write_s']:.1f} s "
@@ -410,6 +421,8 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=3, help="articles added and deleted on each backend")
     parser.add_argument("--no-build", action="store_true",
                         help="no build timing: SQuAD's Milvus index is filled from stored vectors too")
+    parser.add_argument("--milvus-first", action="store_true", help="build into Milvus Lite first, then the "
+                        "embedded folder (to see what the order does)")
     parser.add_argument("--out", type=Path, default=RESULTS / "milvus.json")
     args = parser.parse_args()
     import milvus_lite
@@ -421,7 +434,7 @@ def main() -> None:
     for name in args.sets:
         dataset = squad() if name == "squad" else newsqa()
         results[name] = run(dataset, build=name == "squad" and not args.no_build, questions=args.questions,
-                            timed=args.timed, updates=args.updates, fusion=fusion)
+                            timed=args.timed, updates=args.updates, fusion=fusion, milvus_first=args.milvus_first)
     payload = {"date": started, "pymilvus": pymilvus.__version__,
                "milvus_lite": getattr(milvus_lite, "__version__", "?"), "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
