@@ -13,8 +13,8 @@ two indexes of it: the embedded index (a folder) and Milvus Lite (`milvus-lite:/
   --milvus-first swaps them).
 - RealTime QA (and SQuAD with --no-build): the embedded index is a copy of the bench index
   (`evalsets.open_or_build`), and the Milvus collection is filled from that index's own
-  documents, chunks, vectors and sentence vectors through the backend's writer, so both answer
-  from identical vectors (re-embedding 16k chunks takes about 17 minutes here).
+  documents, chunks, vectors, sentence vectors and fingerprints through the backend's writer, so
+  both answer from identical vectors (re-embedding 16k chunks takes 10-17 minutes here).
 
 Measured on both, over the answerable questions: R@1/R@5/R@10 and MRR@10 (a gold answer string in
 the passage text, as bench/evaluate.py; `newsdesk.retrieve.search` on one view, for keyword,
@@ -47,6 +47,7 @@ from newsdesk import Desk  # noqa: E402
 from newsdesk.backend import Batch, open_backend  # noqa: E402
 from newsdesk.chunk import Chunk  # noqa: E402
 from newsdesk.config import ChunkSettings, Settings  # noqa: E402
+from newsdesk.dedup import fingerprint  # noqa: E402
 from newsdesk.desk import load_encoder  # noqa: E402
 from newsdesk.embedded import EmbeddedView  # noqa: E402
 from newsdesk.index import BATCH_CHUNKS, check_compatible  # noqa: E402
@@ -83,8 +84,9 @@ def lite(folder: Path) -> str:
 
 def fill_milvus(embedded: Desk, location: str) -> dict:
     """A Milvus index holding exactly what the embedded index holds: its documents, chunks,
-    vectors, sentence vectors and file table, written through the Milvus writer in batches of
-    about BATCH_CHUNKS chunks, as `newsdesk.index.update_index` writes them (no encoder runs)."""
+    vectors, sentence vectors, fingerprints and file table, written through the Milvus writer in
+    batches of about BATCH_CHUNKS chunks, as `newsdesk.index.update_index` writes them (no
+    encoder runs)."""
     manifest = embedded.backend.manifest()
     settings = Settings(model=manifest["model"], chunking=ChunkSettings(**manifest["chunking"]))
     backend = open_backend(location)
@@ -120,7 +122,8 @@ def fill_milvus(embedded: Desk, location: str) -> dict:
             writer.commit(Batch(
                 docs=[(d, [c for c, _, _ in chunks.get(d.doc_id, [])]) for d in pending],
                 vectors=np.stack([v for _, v, _ in rows]).astype(np.float32) if rows else None,
-                sentence_vectors=[b for _, _, b in rows], prints=[prints.get(d.doc_id, b"") for d in pending],
+                sentence_vectors=[b for _, _, b in rows],
+                prints=[prints.get(d.doc_id) or fingerprint(d.text, d.title) for d in pending],
                 files=files if last else {}, problems=[Skipped(p.path, p.reason, p.line) for p in problems] if last
                 else []))
 
@@ -227,8 +230,8 @@ def first_hit(texts: list[str], answers: list[str]) -> int | None:
 
 def metrics(ranks: list[int | None]) -> dict:
     n = max(len(ranks), 1)
-    return {"recall@1": sum(1 for r in ranks if r and r <= 1) / n, "recall@5": sum(1 for r in ranks if r and r <= 5) / n,
-            "recall@10": sum(1 for r in ranks if r and r <= 10) / n, "mrr@10": sum(1 / r for r in ranks if r) / n}
+    out = {f"recall@{k}": sum(1 for r in ranks if r and r <= k) / n for k in (1, 5, 10)}
+    return out | {"mrr@10": sum(1 / r for r in ranks if r) / n}
 
 
 def quality(desks: dict[str, Desk], questions: list[Question], fusion: Fusion) -> dict:
@@ -381,7 +384,8 @@ def table(results: dict) -> str:
     lines = []
     for name, r in results.items():
         q = r["quality"]
-        lines.append(f"\n{name}: {r['index']['embedded']['chunks']} chunks, {q['questions']} answerable questions; on disk "
+        lines.append(f"\n{name}: {r['index']['embedded']['chunks']} chunks, {q['questions']} answerable questions; "
+                     "on disk "
                      f"{r['index']['embedded']['disk_mb']:.0f} MB embedded (without the encoder copy), "
                      f"{r['index']['milvus']['disk_mb']:.0f} MB Milvus Lite")
         lines.append(f"{'':18}{'embedded':>34}  {'milvus lite':>34}")
