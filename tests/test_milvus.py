@@ -141,13 +141,28 @@ def test_refused_credentials_say_which_setting_to_fix(secured, embedder, tmp_pat
     for token in ("", "newsroom:wrong"):
         with pytest.raises(IndexUnreachable, match="refused the credentials.*set NEWSDESK_MILVUS_TOKEN"):
             Desk.build(FIXTURE_CORPUS, where, milvus_token=token)
-    desk = Desk.build(copy_corpus(FIXTURE_CORPUS, tmp_path), where, milvus_token="newsroom:s3cret")
+    corpus = copy_corpus(FIXTURE_CORPUS, tmp_path)
+    desk = Desk.build(corpus, where, milvus_token="newsroom:s3cret")
     assert desk.stats().documents == 8
+    next(p for p in sorted(corpus.rglob("*")) if p.is_file() and p.suffix == ".txt").unlink()
+    assert desk.update().removed  # an update (watch mode, /reindex) keeps the desk's credentials
     result = CliRunner().invoke(app, ["stats", "--index", where], env={"NEWSDESK_MILVUS_TOKEN": "newsroom:nope"})
     assert result.exit_code == 1 and "NEWSDESK_MILVUS_TOKEN" in result.stderr and "Traceback" not in result.stderr
     result = CliRunner().invoke(app, ["stats", "--index", where, "--json"],
                                 env={"NEWSDESK_MILVUS_TOKEN": "newsroom:s3cret"})
-    assert result.exit_code == 0 and json.loads(result.stdout)["documents"] == 8
+    assert result.exit_code == 0 and json.loads(result.stdout)["documents"] == 7
+
+
+def test_a_lite_index_built_by_one_process_answers_in_the_next(tmp_path, embedder):
+    """Milvus Lite brings collections back released in a new process: newsdesk loads them."""
+    where = f"milvus-lite://{tmp_path / 'later.db'}"
+    corpus = copy_corpus(FIXTURE_CORPUS, tmp_path)
+    for args in (["index", "--corpus", str(corpus)], ["stats", "--json"], ["ask", "What did the council approve?",
+                                                                              "--corpus", str(corpus), "--json"]):
+        done = subprocess.run([sys.executable, "-m", "newsdesk", *args, "--index", where], capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["citations"]
 
 
 def test_a_lite_file_open_in_another_process_is_busy_not_a_traceback(tmp_path, embedder):

@@ -322,7 +322,7 @@ class Desk:
         at once with IndexBusy). Files modified less than `settle` seconds ago wait for the next update.
         """
         self.last_update = update_index(self.settings, self.encoder, rebuild=rebuild, progress=progress,
-                                        lock_timeout=lock_timeout, settle=settle)
+                                        lock_timeout=lock_timeout, settle=settle, backend=self.backend)
         return self.last_update
 
     def stats(self) -> IndexStats:

@@ -309,6 +309,16 @@ def text_pieces(text: str, line_map: Sequence[Sequence[int]]) -> list[str]:
     return [blob[at:at + PIECE_CHARS] for at in range(0, len(blob), PIECE_CHARS)] or [""]
 
 
+def _load_released(client: Any, prefix: str) -> None:
+    """Milvus Lite brings an index's collections back *released* in a new process (a server keeps
+    them loaded): load this index's, or the first query says "call load() first"."""
+    for name in client.list_collections():
+        if name.startswith(f"{prefix}_"):
+            state = client.get_load_state(name).get("state")
+            if "NotLoad" in str(state):
+                client.load_collection(name)
+
+
 # -- the connection ---------------------------------------------------------------------------------
 class Connection:
     """One MilvusClient and the collection names of an index; every call goes through `call`."""
@@ -351,7 +361,10 @@ class Connection:
         if target.db:
             kwargs["db_name"] = target.db
         try:
-            return MilvusClient(**kwargs)
+            client = MilvusClient(**kwargs)
+            if target.lite:
+                _load_released(client, target.prefix)
+            return client
         except Exception as err:  # noqa: BLE001 - every way a connection fails is one line
             raise translate(err, target, "read") from None
 
