@@ -50,6 +50,7 @@ import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from newsdesk.errors import IndexMismatch
+from newsdesk.load import published_day
 
 # Word 5-shingles: one edited word removes at most 5 of them, so a lightly edited copy keeps a
 # high Jaccard, while unrelated articles share almost none. bench/dedup.py measured 3, 5 and 7:
@@ -163,15 +164,6 @@ class Link:
     copy: bool
 
 
-def _day(published: str | None) -> date | None:
-    if not published:
-        return None
-    try:
-        return date.fromisoformat(published[:10])
-    except ValueError:
-        return None
-
-
 class DuplicateFinder:
     """Copy groups and story groups of the indexed articles, kept up to date one article at a time.
 
@@ -220,7 +212,7 @@ class DuplicateFinder:
         lean = read_fingerprint(data)  # first: a bad fingerprint changes nothing
         if doc_id in self._sketches:
             self.remove(doc_id)
-        day = _day(published)
+        day = published_day(published)
         links = self._query(lean, day, exclude=doc_id)
         self._sketches[doc_id] = lean
         if day is not None:
@@ -252,7 +244,7 @@ class DuplicateFinder:
     def similar(self, data: bytes, published: str | None = None) -> tuple[Link, ...]:
         """The indexed articles a (new) fingerprinted text is a copy or a story version of, most
         similar first."""
-        return self._query(read_fingerprint(data), _day(published), exclude=None)
+        return self._query(read_fingerprint(data), published_day(published), exclude=None)
 
     def links(self, doc_id: str) -> tuple[Link, ...]:
         """The direct near-duplicates of an indexed article, most similar first."""

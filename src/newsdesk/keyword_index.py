@@ -32,6 +32,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from newsdesk.load import published_day
+
 log = logging.getLogger("newsdesk.keywords")
 
 TITLE_BOOST = 0.5
@@ -42,12 +44,8 @@ _EPOCH = date(1970, 1, 1)
 
 def day_number(published: str | None) -> int:
     """Days since 1970-01-01 of an ISO date (or date and time); UNDATED for None."""
-    if not published:
-        return UNDATED
-    try:
-        return (date.fromisoformat(published[:10]) - _EPOCH).days
-    except ValueError:
-        return UNDATED
+    day = published_day(published)
+    return UNDATED if day is None else (day - _EPOCH).days
 
 
 @dataclass(frozen=True)

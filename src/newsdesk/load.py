@@ -483,6 +483,16 @@ def _split_byline(value: str | None) -> list[str] | None:
     return [a for a in value.split(";")] if value else None
 
 
+def published_day(published: str | None) -> date | None:
+    """The day of a `published` value as the loader stores it (an ISO date, or date and time)."""
+    if not published:
+        return None
+    try:
+        return date.fromisoformat(published[:10])
+    except ValueError:
+        return None
+
+
 def normalize_date(value: Any) -> str | None:
     """ISO 8601 (a date, or a date and time) from the usual ways of writing one; None when unrecognised.
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from newsdesk.answer import _ATTRIBUTION
+from newsdesk.load import published_day
 from newsdesk.results import Answer, Citation, Report, TimelineEntry
 
 
@@ -103,7 +104,7 @@ def sources_count(citation: Citation, reports: Sequence[Report]) -> int:
 
 def as_of(citations: Sequence[Citation]) -> str | None:
     """The date (YYYY-MM-DD) of the newest cited article; None when none is dated."""
-    days = [d for c in citations if (d := _day(c.published))]
+    days = [d for c in citations if (d := published_day(c.published))]
     return max(days).isoformat() if days else None
 
 
@@ -113,7 +114,7 @@ def newer(citations: Sequence[Citation], groups: Mapping[str, Sequence[Member]])
     cited = {c.doc_id: c for c in citations}
     found: dict[str, Member] = {}
     for story in _stories(cited, groups):
-        dates = [c.published for d in story if (c := cited.get(d)) and _day(c.published)]
+        dates = [c.published for d in story if (c := cited.get(d)) and published_day(c.published)]
         if not dates:
             continue
         newest = max(dates, key=_sort_key)
@@ -200,7 +201,7 @@ def timeline(candidates: Sequence[Citation]) -> tuple[TimelineEntry, ...]:
     day's sentence with its own figure."""
     best: dict[date, Citation] = {}
     for c in candidates:
-        day = _day(c.published)
+        day = published_day(c.published)
         if day is None:
             continue
         if day not in best or (c.score, _has_figure(c.quote), -c.n) > (best[day].score, _has_figure(best[day].quote),
@@ -234,17 +235,8 @@ def with_timeline(answer: Answer, candidates: Sequence[Citation]) -> Answer:
 # -- dates ---------------------------------------------------------------------------------------
 def human_date(iso: str) -> str:
     """"2026-01-03" -> "3 January 2026" (the input unchanged when it is not an ISO date)."""
-    day = _day(iso)
+    day = published_day(iso)
     return f"{day.day} {day:%B %Y}" if day else iso
-
-
-def _day(published: str | None) -> date | None:
-    if not published:
-        return None
-    try:
-        return date.fromisoformat(published[:10])
-    except ValueError:
-        return None
 
 
 def _moment(published: str | None) -> datetime | None:
@@ -260,7 +252,7 @@ def _moment(published: str | None) -> datetime | None:
 def _later(a: str | None, b: str | None) -> bool:
     """a was published after b: by the clock when both say when in the day (and can be compared),
     otherwise by the day."""
-    da, db = _day(a), _day(b)
+    da, db = published_day(a), published_day(b)
     if da is None or db is None:
         return False
     ma, mb = _moment(a), _moment(b)
@@ -271,7 +263,7 @@ def _later(a: str | None, b: str | None) -> bool:
 
 def _sort_key(published: str | None) -> tuple[int, str]:
     """Dated before undated; then by the ISO text."""
-    return (0, published) if _day(published) else (1, "")
+    return (0, published) if published_day(published) else (1, "")
 
 
 # -- inside --------------------------------------------------------------------------------------
