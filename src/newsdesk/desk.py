@@ -34,6 +34,7 @@ from newsdesk.retrieve import Fusion, Passage, SearchMode, search
 from newsdesk.store import Filters
 from newsdesk.topics import MATCH_THRESHOLD, TopicNews, TopicWatch, best_per_article
 from newsdesk.story import asks_for_timeline, with_story
+from newsdesk.story import newer as newer_reports
 from newsdesk.support import SupportSettings
 
 log = logging.getLogger("newsdesk")
@@ -231,7 +232,7 @@ class Desk:
         the newer reports' best sentence holding a figure comes first (a revised
         death toll leads, the earlier figure follows), when it is at least `NEWER_SHARE` as
         likely to answer as the first sentence."""
-        newer = [r.doc_id for r in with_story(extractive, groups).newer]
+        newer = [r.doc_id for r in newer_reports(extractive.citations, groups)]
         if not newer or question_kind(evidence.question) is not Kind.NUMBER:  # when it happened is not revised
             return extractive
         fresh = gather_evidence(view, query, vector, self.answering_depth, replace(filters, doc_ids=tuple(newer)),
