@@ -14,9 +14,12 @@ from newsdesk import Desk
 from newsdesk.answer import answer
 from newsdesk.check import check_index
 from newsdesk.desk import gather_evidence
+from newsdesk.keyword_index import KeywordFilter
+from newsdesk.keywords import question_terms
 from newsdesk.layout import IndexBusy, writer_lock
 from newsdesk.reader import IndexReader
-from newsdesk.store import Filters
+from newsdesk.retrieve import keyword_ranking
+from newsdesk.store import Filters, Store
 from newsdesk.watch import Watcher
 
 TOWNS = ["Arlen", "Brisk", "Corvo", "Dunmore", "Elsby", "Farrow", "Glenn", "Harlow", "Ilford", "Jarrow",
@@ -106,6 +109,26 @@ def test_kill_9_leaves_a_consistent_index_and_the_next_update_completes(kill, wo
     assert report.documents == 22
     brisk = desk.search("Brisk bridge cost", k=1)[0]
     assert brisk.doc_id == "brisk.txt" and "cost 24 million euros" in brisk.text  # version 2: 3 + 1 + 2 * 10
+
+
+def test_a_reader_cuts_off_keyword_hits_of_a_batch_newer_than_its_generation_only_when_there_is_one(
+        worker, crash_setup, embedder):
+    corpus, _, _ = crash_setup
+    run, index = worker
+    assert run({"kill": "after_keyword_commit", "n": 2})["killed"]  # tantivy has a batch SQLite never got
+    query = " ".join(TOWNS)
+    with IndexReader(index).generation() as gen:
+        first_new = gen.manifest["next_chunk_id"]
+        assert gen.keywords_ahead
+        raw = gen.keywords.search(question_terms(query), 200, KeywordFilter(), gen.searcher)
+        assert any(i >= first_new for i, _ in raw)
+        assert all(i < first_new for i, _ in keyword_ranking(gen, query, 200))
+    Desk.open(index, corpus=corpus).update()
+    with IndexReader(index).generation() as gen:
+        assert not gen.keywords_ahead  # nothing to cut off: the fast, unfiltered query
+        raw = gen.keywords.search(question_terms(query), 200, KeywordFilter(), gen.searcher)
+        live = Store.live_chunks(gen.conn, [i for i, _ in raw])  # the update's deletions are purged by the next
+        assert keyword_ranking(gen, query, 200) == [(i, score) for i, score in raw if i in live]
 
 
 def test_a_second_writer_waits_or_gives_up_with_a_clear_message(embedder, tmp_path):

@@ -236,6 +236,14 @@ class KeywordIndex:
     def searcher(self) -> Any:
         return self.index.searcher()
 
+    def holds_ids_from(self, searcher: Any, first_id: int) -> bool:
+        """Whether `searcher`'s snapshot holds any chunk with an id >= `first_id`."""
+        import tantivy
+
+        query = tantivy.Query.range_query(self.schema, "id", tantivy.FieldType.Unsigned,
+                                          int(first_id), 2**63 - 1)
+        return searcher.search(query, 1, count=True).count > 0
+
     def all_ids(self) -> list[int]:
         """Every chunk id in the index (for `newsdesk check`; reads the whole id column)."""
         import tantivy

@@ -3,9 +3,12 @@
 A reader holds a SQLite read transaction for the length of one question, so an update that
 commits meanwhile is seen by the next question, not halfway through this one. FAISS segments are
 immutable and cached by name; a new generation loads only the segments it added, and the masks
-of chunks deleted since. The keyword index is reloaded once per new generation; what it holds
-beyond the generation (a batch being written) is cut off by chunk id, and what the generation
-deleted is dropped by the answer's chunk lookup.
+of chunks deleted since. The keyword index is reloaded once per new generation and one searcher
+(a fixed snapshot) serves all its questions; if that snapshot already holds a batch being written
+(tantivy commits before SQLite), its chunks are cut off by chunk id, and what the generation
+deleted is dropped by the answer's chunk lookup. The cut-off is a filter every query must
+intersect with, which turns BM25's top-k pruning off (2-3x slower at a million chunks), so it
+is applied only to the snapshots that need it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +45,8 @@ class IndexReader:
         self._segments: dict[str, Segment] = {}
         self._alive: dict[str, np.ndarray] = {}
         self._generation: int | None = None
+        self._searcher: Any = None
+        self._ahead = False  # the searcher holds chunks of a batch newer than the generation
         self.store  # fail now, not at the first question, when there is no index
 
     @property
@@ -95,7 +101,9 @@ class IndexReader:
                     self._keywords = KeywordIndex.open_for_reading(store.folder / "keywords")
                 else:
                     self._keywords.reload()
+                self._searcher = self._keywords.searcher()
+                self._ahead = self._keywords.holds_ids_from(self._searcher, manifest["next_chunk_id"])
                 self._segments, self._alive, self._generation = segments, alive, generation
                 self._dead_keywords = len(Store.dead_in_keywords(conn))
             return Generation(conn, manifest, dict(self._segments), self._alive, self._keywords,
-                              self._keywords.searcher(), self._dead_keywords, store.folder)
+                              self._searcher, self._dead_keywords, store.folder, self._ahead)

@@ -76,6 +76,7 @@ class Generation:
     searcher: Any  # the keyword index's searcher for this generation
     dead_keywords: int  # deleted chunks the keyword index still holds (purged by the next update)
     folder: Path
+    keywords_ahead: bool = True  # the searcher may hold chunks past this generation: cut them off
 
     def vector_mask(self, filters: Filters) -> Mask:
         """The filters as a mask over the segments' day and source arrays."""
@@ -116,7 +117,9 @@ def keyword_ranking(gen: Generation, query: str, depth: int,
                     filters: Filters = Filters()) -> list[tuple[int, float]]:
     """BM25 top `depth` over the question's stems. Chunks deleted but not yet purged are fetched
     too and dropped here; chunks of a batch newer than this generation are never fetched."""
-    where = replace(gen.keyword_filter(filters), below_id=gen.manifest["next_chunk_id"])
+    where = gen.keyword_filter(filters)
+    if gen.keywords_ahead:
+        where = replace(where, below_id=gen.manifest["next_chunk_id"])
     hits = gen.keywords.search(question_terms(query), depth + gen.dead_keywords, where, gen.searcher)
     if gen.dead_keywords and hits:
         live = Store.live_chunks(gen.conn, [i for i, _ in hits])
