@@ -275,7 +275,7 @@ class Questions(commands.Cog):
             first = asked.first
             if asked.edits_first:  # an edit must also clear what the message showed before (a page's own win)
                 first = functools.partial(asked.first, embeds=[], view=None)
-            sent = await send_pages(pages, first, asked.rest, feedback_view(answer_id))
+            await send_pages(pages, first, asked.rest, feedback_view(answer_id), sent=sent)
             self.bot.metrics.answers.inc()
             if answer.abstained:
                 self.bot.metrics.abstentions.inc()

@@ -56,10 +56,11 @@ def reply_sender(message: discord.Message, channel: Any = None) -> Sender:
     return send
 
 
-async def send_pages(pages: list[Page], first: Sender, rest: Sender,
-                     view: discord.ui.View | None = None) -> list[discord.Message]:
-    """Send each page as one message; the buttons go under the last one."""
-    sent = []
+async def send_pages(pages: list[Page], first: Sender, rest: Sender, view: discord.ui.View | None = None,
+                     sent: list[discord.Message] | None = None) -> list[discord.Message]:
+    """Send each page as one message; the buttons go under the last one. Each sent message is
+    appended to `sent` as it goes, so a caller whose later page fails knows which pages are out."""
+    sent = [] if sent is None else sent
     for i, page in enumerate(pages):
         kwargs: dict[str, Any] = {"allowed_mentions": NO_MENTIONS,
                                   "embeds": [discord.Embed.from_dict(e) for e in page.embeds]}

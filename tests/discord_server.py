@@ -27,7 +27,9 @@ Discord enforces, so that what would break on Discord breaks here:
   (embeds are silently dropped without it), Create Public Threads;
 - replies to a deleted message fail (400, 50035) unless `fail_if_not_exists` is false;
   archived threads unarchive when the bot posts, locked ones refuse (400, 50083);
-- messages over Discord's limits are refused (400, 50035), empty ones with 50006.
+- messages over Discord's limits are refused (400, 50035), empty ones with 50006;
+- `refuse` makes Discord refuse chosen requests once, for causes a test cannot set up otherwise
+  (an outage of one route, a webhook Discord stopped accepting), with the error a bot would get.
 
 What users *see* differs from what was sent in one way a bot can get wrong: the Discord client
 merges embeds that share a `url` into the first one (an image gallery) and drops the text of
@@ -193,6 +195,7 @@ class FakeDiscord:
         self.command_overrides: dict[tuple[int, str], dict[int, bool]] = {}
         self.interactions: dict[str, dict[str, Any]] = {}  # token -> interaction record
         self.requests: list[Request] = []
+        self._refusals: list[tuple[Callable[[str, str], bool], int, int, str]] = []
         self.identifies: list[dict[str, Any]] = []
         self.identified_at: list[float] = []  # time.monotonic() of each IDENTIFY
         self.resumes: list[dict[str, Any]] = []
@@ -876,6 +879,8 @@ class FakeDiscord:
                 response = _json({"message": "401: Unauthorized", "code": 0}, status=401)
             elif limited is not None:
                 response = limited
+            elif refused := self._refused(request.method, path):
+                response = refused
             else:
                 try:
                     response = await handler(request)
@@ -888,6 +893,18 @@ class FakeDiscord:
             return response
         finally:
             await self._notify()
+
+    def refuse(self, matches: Callable[[str, str], bool], status: int = 403, code: int = 50001,
+               message: str = "Missing Access") -> None:
+        """Refuse the next request for which `matches(method, path)` holds, once, with a Discord error."""
+        self._refusals.append((matches, status, code, message))
+
+    def _refused(self, method: str, path: str) -> web.Response | None:
+        for n, (matches, status, code, message) in enumerate(self._refusals):
+            if matches(method, path):
+                del self._refusals[n]
+                return _json({"message": message, "code": code}, status=status)
+        return None
 
     def _bucket(self, request: web.Request, *, hidden: bool = False) -> tuple[str, tuple[int, float]] | None:
         route = request.match_info.route.resource.canonical if request.match_info.route.resource else ""

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
-from discord_server import (ADMINISTRATOR, LOADING, MANAGE_CHANNELS, MEMBER_PERMISSIONS, READ_HISTORY, SEND_IN_THREADS,
+from discord_server import (ADMINISTRATOR, EPHEMERAL, LOADING, MANAGE_CHANNELS, MEMBER_PERMISSIONS, READ_HISTORY, SEND_IN_THREADS,
                             SEND_MESSAGES, CommandHidden, FakeDiscord, markdown_spans, pointed_at)
 from llm_server import FakeLLM, Reply, fake_llm
 from test_bot_e2e import (answer_id_of, answer_record, bot_desk, bot_settings, eventually, mention,  # noqa: F401
@@ -523,6 +523,26 @@ async def test_a_multi_page_slash_answer_replaces_the_loading_message_then_adds_
         assert thread.status == 201
         await s.wait_for(posted_to(ids[-1]), since=mark, what="the hint in the thread")
         assert [r for r in s.since(mark) if token in r.path and "/callback" not in r.path] == sent  # no apology
+
+
+async def test_a_later_page_refused_leaves_the_first_page_and_apologises_below_it(bot_desk: Desk,
+                                                                                   tmp_path: Path) -> None:
+    async with bot_on(bot_desk, tmp_path) as (s, _):
+        mark = len(s.requests)
+        interaction = await s.slash("ask", {"question": "What does the harbour dredging plan do?"}, user=s.user("r"))
+        token = interaction["token"]
+        s.refuse(lambda method, path: method == "POST" and path.startswith(f"/webhooks/{s.app_id}/{token}"))
+        refused = await s.wait_for(lambda r: token in r.path and r.method == "POST" and r.status == 403, since=mark,
+                                   what="the refused second page")
+        apology = await s.wait_for(lambda r: token in r.path and r.method == "POST" and r.status == 200
+                                   and "went wrong" in (r.json or {}).get("content", ""), since=mark,
+                                   what="the apology")
+        assert apology.json["flags"] & EPHEMERAL and refused.json.get("content")
+        first_page = s.original(interaction)
+        assert first_page["content"].startswith("**Question:** What does the harbour dredging plan do?\n")
+        assert "went wrong" not in first_page["content"]
+        edits = [r for r in s.since(mark) if token in r.path and r.method == "PATCH"]
+        assert len(edits) == 1  # the first page, never overwritten by the apology
 
 
 async def test_streamed_edits_survive_429s(bot_desk: Desk, tmp_path: Path) -> None:
