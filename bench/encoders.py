@@ -4,6 +4,8 @@
     python bench/encoders.py --quality       # also retrieval quality: builds both sets' indexes with
                                              # each encoder (about 40 minutes the first time)
     python bench/encoders.py --quality --quality-of torch,onnx-int8   # only the two that decide
+    python bench/encoders.py --openvino      # also OpenVINO fp32 and NNCF int8 on the same chunks
+                                             # (needs `pip install openvino nncf`; not newsdesk deps)
 
 Throughput: the same 2,048 BBC chunks (real chunk texts from the BBC bench index, about 250 word
 pieces each) encoded by each encoder with both cores, batches of 32, longest first. Query
@@ -55,6 +57,39 @@ def throughput(kind: str, texts: list[str]) -> dict:
     return {"chunks_per_s": len(texts) / seconds, "seconds": seconds}
 
 
+def openvino_throughput(texts: list[str], calibration: list[str]) -> dict:
+    """OpenVINO on the same exported ONNX graph newsdesk runs, fp32 and int8 (NNCF post-training
+    quantization calibrated on other chunks): the alternative the issue names, measured, not shipped."""
+    import nncf
+    import openvino as ov
+
+    from newsdesk.embed import onnx_files
+
+    folder = Settings().model_folder()
+    fp32 = onnx_files(folder, Settings().cache_dir, "onnx")
+    encoder = load_encoder(folder, "onnx")
+
+    def feeds(batch: list[str]) -> dict:
+        return encoder.inputs(batch)[0]
+
+    core = ov.Core()
+    model = core.read_model(str(fp32))
+    int8 = nncf.quantize(model, nncf.Dataset([feeds(calibration[i:i + 8]) for i in range(0, len(calibration), 8)]),
+                         model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calibration) // 8)
+    ordered = sorted(texts, key=len, reverse=True)
+    out = {}
+    for name, graph in (("openvino", model), ("openvino-int8", int8)):
+        compiled = core.compile_model(graph, "CPU", {"INFERENCE_NUM_THREADS": os.cpu_count() or 1,
+                                                     "PERFORMANCE_HINT": "LATENCY"})
+        request = compiled.create_infer_request()
+        request.infer(feeds(ordered[:32]))
+        started = time.perf_counter()
+        for at in range(0, len(ordered), 32):
+            request.infer(feeds(ordered[at:at + 32]))
+        out[name] = {"chunks_per_s": len(texts) / (time.perf_counter() - started)}
+    return out
+
+
 def query_latency(kind: str, questions: list[str]) -> dict:
     import torch
 
@@ -96,8 +131,10 @@ def main() -> None:
     parser.add_argument("--quality-of", default=",".join(KINDS),
                         help="the encoders whose indexes --quality builds (default all; ONNX fp32 is never the "
                              "default, so `torch,onnx-int8` answers the question that decides)")
+    parser.add_argument("--openvino", action="store_true", help="also OpenVINO fp32 and int8 throughput")
     args = parser.parse_args()
-    texts = chunk_texts(args.chunks)
+    texts = chunk_texts(args.chunks + 256)
+    texts, calibration = texts[:args.chunks], texts[args.chunks:]
     questions = [q.text for q in newsqa().questions]
     results: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "chunks": len(texts), "encoders": {}}
     for kind in KINDS:
@@ -106,8 +143,11 @@ def main() -> None:
             row["quality"] = quality(kind)
         results["encoders"][kind] = row
         print(kind, json.dumps(row), flush=True)
+    if args.openvino:
+        results["encoders"].update(openvino_throughput(texts, calibration))
+        print("openvino", json.dumps({k: results["encoders"][k] for k in ("openvino", "openvino-int8")}), flush=True)
     base = results["encoders"]["torch"]["chunks_per_s"]
-    for kind in KINDS:
+    for kind in results["encoders"]:
         results["encoders"][kind]["speed_vs_torch"] = results["encoders"][kind]["chunks_per_s"] / base
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "encoders.json").write_text(json.dumps(results, indent=1))

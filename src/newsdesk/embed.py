@@ -160,7 +160,8 @@ class OnnxEncoder:
     def tokens(self, text: str) -> list[int]:
         return self._tokenizer.encode(text, add_special_tokens=False).ids
 
-    def _run(self, texts: Sequence[str], threads: int, want_tokens: bool) -> tuple[np.ndarray, list[Any], np.ndarray]:
+    def inputs(self, texts: Sequence[str]) -> tuple[dict[str, np.ndarray], list[Any]]:
+        """The graph's inputs for a batch (padded to its longest text), and the tokenizer's encodings."""
         encodings = self._tokenizer.encode_batch(list(texts))
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(texts), width), dtype=np.int64)
@@ -168,9 +169,12 @@ class OnnxEncoder:
         for i, e in enumerate(encodings):
             ids[i, :len(e.ids)] = e.ids
             mask[i, :len(e.ids)] = 1
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}, encodings
+
+    def _run(self, texts: Sequence[str], threads: int, want_tokens: bool) -> tuple[np.ndarray, list[Any], np.ndarray]:
+        feeds, encodings = self.inputs(texts)
         outputs = ["embedding", "token_embeddings"] if want_tokens else ["embedding"]
-        result = self._session(threads).run(outputs, {"input_ids": ids, "attention_mask": mask,
-                                                      "token_type_ids": np.zeros_like(ids)})
+        result = self._session(threads).run(outputs, feeds)
         return result[0], encodings, result[1] if want_tokens else np.zeros(0)
 
     def _batched(self, texts: Sequence[str], batch_size: int, progress: bool, want_tokens: bool,
