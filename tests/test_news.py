@@ -125,7 +125,8 @@ def test_copy_groups_follow_updates_and_an_old_index_gets_its_groups_at_the_next
     with sqlite3.connect(db) as conn:
         conn.execute("DROP TABLE prints")
         conn.execute("DROP TABLE groups")
-        conn.execute("DELETE FROM meta WHERE key = 'grouped'")
+        conn.execute("DROP TABLE bands")
+        conn.execute("DELETE FROM meta WHERE key IN ('grouped', 'banded')")
     reopened = Desk.open(tmp_path / "index", corpus=corpus)
     assert reopened.ask(question).citations[0].sources_count == 1  # no fingerprints: no groups, no error
     reopened.update()
@@ -173,6 +174,41 @@ def test_stored_groups_after_updates_are_the_groups_of_a_rebuild(embedder, tmp_p
 
     assert rows(desk) == rows(fresh)
     assert {r[0] for r in rows(fresh)} >= set(LANDSLIDE)
+
+
+def test_an_update_regroups_only_the_articles_it_can_affect(embedder, tmp_path, monkeypatch):
+    """The writer finds an added article's possible duplicates in the index (band keys) instead of
+    building a finder of every article, so one new article costs the same at any index size; an
+    index made before band keys were kept gets them at its next update, with the same groups."""
+    from newsdesk.dedup import DuplicateFinder
+
+    corpus = _corpus(tmp_path)
+    desk = Desk.build(corpus, tmp_path / "index")
+    db = next((tmp_path / "index").glob("store-*/newsdesk.sqlite"))
+    with sqlite3.connect(db) as conn:  # as made before band keys were kept
+        conn.execute("DELETE FROM bands")
+        conn.execute("DELETE FROM meta WHERE key = 'banded'")
+    built = []
+    real = DuplicateFinder.from_fingerprints.__func__
+
+    def recorded(cls, items, **settings):
+        items = list(items)
+        built.append(sorted(doc_id for doc_id, _, _ in items))
+        return real(cls, items, **settings)
+
+    monkeypatch.setattr(DuplicateFinder, "from_fingerprints", classmethod(recorded))
+    text = (corpus / "bridge-harbour-gazette.md").read_text(encoding="utf-8")
+    (corpus / "bridge-river-post.md").write_text(text.replace("Harbour Gazette", "River Post"), encoding="utf-8")
+    desk.update()
+    with sqlite3.connect(db) as conn:
+        documents = conn.execute("SELECT count(*) FROM docs").fetchone()[0]
+        banded = conn.execute("SELECT count(DISTINCT doc_id) FROM bands").fetchone()[0]
+    assert banded == documents  # the older articles got theirs
+    copies = desk.ask("Why was the Old Bridge in Kessel closed?").citations[0]
+    assert copies.sources_count == 4
+    assert len(built) == 1 and "bridge-river-post.md" in built[0]
+    assert len(built[0]) < documents  # the bridge story's articles, not the whole index
+    assert set(built[0]) >= {"bridge-river-post.md", "bridge-harbour-gazette.md"}
 
 
 def test_a_revised_figure_leads_the_answer_and_the_earlier_one_follows(story_desk):

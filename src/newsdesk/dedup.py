@@ -150,6 +150,16 @@ def read_fingerprint(data: bytes) -> LeanMinHash:
     return lean
 
 
+def band_keys(data: bytes) -> list[tuple[int, int]]:
+    """(band, value) of a stored fingerprint's LSH bands. Two articles are candidates exactly when
+    they share one, as in the finder's LSH, so an index that stores them finds an article's
+    candidates with a lookup instead of a finder of every article (`newsdesk.groups`)."""
+    bands, rows = LSH_BANDS
+    if rows != 1:
+        raise ValueError("band_keys needs bands of one row each")  # a key would be a tuple of values
+    return [(band, int(value)) for band, value in enumerate(read_fingerprint(data).hashvalues[:bands])]
+
+
 def jaccard(a: bytes, b: bytes) -> float:
     """The estimated Jaccard similarity of two fingerprinted articles' shingles."""
     return read_fingerprint(a).jaccard(read_fingerprint(b))

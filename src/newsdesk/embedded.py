@@ -18,7 +18,7 @@ import numpy as np
 
 from newsdesk.backend import Batch, Signature
 from newsdesk.embed import copy_encoder
-from newsdesk.groups import GroupKeeper
+from newsdesk.groups import GroupKeeper, StoredGroups
 from newsdesk.keyword_index import KeywordIndex, day_number
 from newsdesk.keywords import terms
 from newsdesk.layout import (begin_build, building_store, current_store, discard_build, publish, remove_other_stores,
@@ -168,13 +168,17 @@ class EmbeddedWriter:
         self.keywords = KeywordIndex(store.folder / "keywords", create=not (store.folder / "keywords").exists())
         try:
             purge(store, self.keywords)
-            self.groups = GroupKeeper(lambda: Store.fingerprints(store.conn))
+            self.groups = StoredGroups(lambda: store.conn)
             with store.transaction() as conn:
                 if added := Store.add_missing_prints(conn):
                     log.info("fingerprinted %d articles indexed before fingerprints were kept", added)
+                if not store.manifest(conn).get("banded"):
+                    if banded := Store.add_missing_bands(conn):
+                        log.info("stored the band keys of %d articles indexed before they were kept", banded)
+                    Store.set_meta(conn, banded=True)
                 if not store.manifest(conn).get("grouped"):  # groups never written: write them all
                     conn.execute("DELETE FROM groups")
-                    Store.set_groups(conn, self.groups.all_rows(), ())
+                    Store.set_groups(conn, GroupKeeper(lambda: Store.fingerprints(conn)).all_rows(), ())
                     Store.set_meta(conn, grouped=True, generation=store.manifest(conn)["generation"] + 1)
         except BaseException:
             self.close()  # no writer object reaches the caller: let go of tantivy's lock here
@@ -198,8 +202,8 @@ class EmbeddedWriter:
         if rebuild or live is None:
             store = Store.create(begin_build(index_dir))
             with store.transaction() as conn:
-                Store.set_meta(conn, **new_manifest, generation=0, next_chunk_id=1, created=_now(), updated=_now(), grouped=True,
-                               documents=0, chunks=0, vectors=0, fingerprint=f"{0:032x}")
+                Store.set_meta(conn, **new_manifest, generation=0, next_chunk_id=1, created=_now(), updated=_now(),
+                               grouped=True, banded=True, documents=0, chunks=0, vectors=0, fingerprint=f"{0:032x}")
             return cls(index_dir, store, fresh=True, resumed=False)
         store = Store(live)
         compatible(store.manifest())
@@ -244,7 +248,8 @@ class EmbeddedWriter:
         self.store.close()
 
 
-def commit_batch(store: Store, keywords: KeywordIndex, batch: Batch, groups: GroupKeeper | None = None) -> None:
+def commit_batch(store: Store, keywords: KeywordIndex, batch: Batch,
+                 groups: GroupKeeper | StoredGroups | None = None) -> None:
     """One batch: the vector segment and the keyword entries first, then the SQLite transaction
     that makes them part of the index. A crash before that transaction leaves files and keyword
     entries no generation refers to; the next update removes them."""
@@ -278,7 +283,7 @@ def commit_batch(store: Store, keywords: KeywordIndex, batch: Batch, groups: Gro
     documents, chunks = manifest["documents"], manifest["chunks"]
     regroup = groups is not None and bool(batch.removals or batch.docs)
     if regroup:
-        groups.finder  # built from the fingerprints as committed, before this batch changes them
+        groups.prepare()
     with store.transaction() as conn:
         replaced = [*batch.removals, *(doc.doc_id for doc, _ in batch.docs)]
         for doc_id, old_hash in Store.documents(conn, replaced).items():

@@ -1,10 +1,21 @@
 """The copy and story groups an index stores, kept in step with its articles by the writer.
 
-Readers look groups up in the index (one SQL query per question); only a writer holds a
-`newsdesk.dedup.DuplicateFinder`, built from the stored fingerprints at the first change of an
-update (0.5 s for 3,500 articles, 4.5 s for 33,500: docs/benchmarks.md, "Near-duplicates") and
-kept for the rest of it. So a question needs neither the finder's memory (6.8 KB per article)
-nor datasketch, whose import alone takes a second.
+Readers look groups up in the index (one SQL query per question); only a writer works them out,
+with a `newsdesk.dedup.DuplicateFinder`. So a question needs neither the finder's memory (6.8 KB
+per article) nor datasketch, whose import alone takes a second.
+
+Two keepers, one result:
+
+- `StoredGroups` (the embedded index) builds, for each change, a finder of only the articles the
+  change can affect, found in the index: the stored story groups of the removed and replaced
+  articles, and the articles that share an LSH band key with an added one (a lookup in the
+  `bands` table), with their stored story groups. That set is closed under near-duplicate
+  links, so its groups are exact, and the work follows the size of the groups touched, not of
+  the index. (A finder of every article took two minutes per update at a million chunks,
+  where each article had 40 copies.)
+- `GroupKeeper` (Milvus, and an index whose groups were never written) builds a finder of every
+  stored fingerprint once per writer (0.5 s for 3,500 articles, 4.5 s for 33,500:
+  docs/benchmarks.md, "Near-duplicates") and keeps it for the rest of the update.
 
 A change rewrites the rows of every article whose groups it can change: the removed or replaced
 articles' old story groups and the added articles' new ones. A group's id is its smallest
@@ -13,6 +24,7 @@ doc_id, so the rows after any sequence of updates are the rows a rebuild would w
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 
 Row = tuple[str, str, str]  # doc_id, copy group id, story group id
@@ -22,6 +34,10 @@ class GroupKeeper:
     def __init__(self, fingerprints: Callable[[], Iterable[tuple[str, bytes, str | None]]]):
         self._fingerprints = fingerprints
         self._finder = None
+
+    def prepare(self) -> None:
+        """Build the finder from the fingerprints as committed, before a batch changes them."""
+        self.finder
 
     @property
     def finder(self):
@@ -57,12 +73,45 @@ class GroupKeeper:
         return self._rows(set(self.finder))[0]
 
     def _rows(self, doc_ids: set[str]) -> tuple[list[Row], list[str]]:
-        finder = self.finder
-        rows, gone = [], []
-        for doc_id in sorted(doc_ids):
-            story = finder.story(doc_id) if doc_id in finder else ()
-            if len(story) < 2:
-                gone.append(doc_id)
-            else:
-                rows.append((doc_id, finder.copy_group_id(doc_id), story[0]))
-        return rows, gone
+        return rows_of(self.finder, doc_ids)
+
+
+def rows_of(finder, doc_ids: Iterable[str]) -> tuple[list[Row], list[str]]:
+    """The group rows of these articles in `finder`, and those that get none (gone, or alone)."""
+    rows, gone = [], []
+    for doc_id in sorted(set(doc_ids)):
+        story = finder.story(doc_id) if doc_id in finder else ()
+        if len(story) < 2:
+            gone.append(doc_id)
+        else:
+            rows.append((doc_id, finder.copy_group_id(doc_id), story[0]))
+    return rows, gone
+
+
+class StoredGroups:
+    """Regroups from what the embedded index stores; see the module's docstring.
+
+    `change` runs inside the batch's transaction, after its articles' prints and band keys were
+    written or deleted and before its group rows are: it reads the new prints and the old groups.
+    """
+
+    def __init__(self, conn: Callable[[], sqlite3.Connection]):
+        self._conn = conn
+
+    def prepare(self) -> None:
+        pass
+
+    def change(self, removed: Sequence[str], added: Sequence[tuple[str, bytes, str | None]]) -> tuple[list[Row],
+                                                                                                        list[str]]:
+        from newsdesk.dedup import DuplicateFinder, band_keys
+        from newsdesk.store import Store
+
+        conn = self._conn()
+        new = [doc_id for doc_id, _, _ in added]
+        affected = {*removed, *new} | Store.story_members(conn, [*removed, *new])
+        candidates: set[str] = set()
+        for _, data, _ in added:
+            candidates |= Store.band_candidates(conn, band_keys(data))
+        affected |= candidates | Store.story_members(conn, candidates)
+        finder = DuplicateFinder.from_fingerprints(Store.prints_of(conn, affected))
+        return rows_of(finder, affected)

@@ -1231,7 +1231,7 @@ class MilvusWriter:
         """Fingerprints of the batch's articles, and the group rows its changes rewrite. Group rows
         are derived data: an update interrupted here leaves some stale until the next update of
         those articles (they only change what "also reported by" lists, never what is cited)."""
-        self._groups.finder  # built from the stored fingerprints, before this batch's are written
+        self._groups.prepare()  # the finder of the stored fingerprints, before this batch's are written
         added = [(doc.doc_id, data, doc.published) for (doc, _), data in zip(batch.docs, batch.prints)]
         self.conn.insert(self.kv_name, [kv_row("print", d, part=self.part, owner=d, value=json.dumps(
             [published, base64.b64encode(data).decode("ascii")])) for d, data, published in added], upsert=True)

@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +67,11 @@ CREATE TABLE IF NOT EXISTS prints (doc_id TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS groups (doc_id TEXT PRIMARY KEY, copy_group TEXT NOT NULL, story_group TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS groups_copy ON groups(copy_group);
 CREATE INDEX IF NOT EXISTS groups_story ON groups(story_group);
+-- Each fingerprint's LSH band keys (newsdesk.dedup.band_keys): the writer finds the articles an
+-- added one may duplicate by lookup, so an update's regrouping does not grow with the index.
+CREATE TABLE IF NOT EXISTS bands (band INTEGER NOT NULL, value INTEGER NOT NULL, doc_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS bands_key ON bands(band, value);
+CREATE INDEX IF NOT EXISTS bands_doc ON bands(doc_id);
 """
 
 
@@ -74,7 +79,10 @@ _GROUP_TABLES = """
 CREATE TABLE IF NOT EXISTS prints (doc_id TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS groups (doc_id TEXT PRIMARY KEY, copy_group TEXT NOT NULL, story_group TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS groups_copy ON groups(copy_group);
-CREATE INDEX IF NOT EXISTS groups_story ON groups(story_group)
+CREATE INDEX IF NOT EXISTS groups_story ON groups(story_group);
+CREATE TABLE IF NOT EXISTS bands (band INTEGER NOT NULL, value INTEGER NOT NULL, doc_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS bands_key ON bands(band, value);
+CREATE INDEX IF NOT EXISTS bands_doc ON bands(doc_id)
 """
 
 
@@ -290,6 +298,7 @@ class Store:
         )
         if fingerprint is not None:
             conn.execute("INSERT OR REPLACE INTO prints(doc_id, data) VALUES (?, ?)", (doc.doc_id, fingerprint))
+            Store._add_bands(conn, [(doc.doc_id, fingerprint)])
 
     @staticmethod
     def remove_document(conn: sqlite3.Connection, doc_id: str) -> int:
@@ -299,7 +308,15 @@ class Store:
         conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
         conn.execute("DELETE FROM docs WHERE doc_id = ?", (doc_id,))
         conn.execute("DELETE FROM prints WHERE doc_id = ?", (doc_id,))
+        conn.execute("DELETE FROM bands WHERE doc_id = ?", (doc_id,))
         return len(rows)
+
+    @staticmethod
+    def _add_bands(conn: sqlite3.Connection, prints: Iterable[tuple[str, bytes]]) -> None:
+        from newsdesk.dedup import band_keys  # writers only: datasketch loads scipy
+
+        conn.executemany("INSERT INTO bands(band, value, doc_id) VALUES (?, ?, ?)",
+                         [(band, value, doc_id) for doc_id, data in prints for band, value in band_keys(data)])
 
     @staticmethod
     def add_missing_prints(conn: sqlite3.Connection) -> int:
@@ -314,7 +331,38 @@ class Store:
 
             added.append((doc_id, fingerprint(text, title)))
         conn.executemany("INSERT INTO prints(doc_id, data) VALUES (?, ?)", added)
+        Store._add_bands(conn, added)
         return len(added)
+
+    @staticmethod
+    def add_missing_bands(conn: sqlite3.Connection) -> int:
+        """Give every fingerprint its band keys (an index made before they were kept)."""
+        rows = conn.execute("SELECT doc_id, data FROM prints WHERE doc_id NOT IN (SELECT doc_id FROM bands)").fetchall()
+        Store._add_bands(conn, rows)
+        return len(rows)
+
+    @staticmethod
+    def band_candidates(conn: sqlite3.Connection, keys: Sequence[tuple[int, int]]) -> set[str]:
+        """The articles that share any of these (band, value) keys."""
+        found: set[str] = set()
+        for band, value in keys:
+            found.update(d for (d,) in conn.execute("SELECT doc_id FROM bands WHERE band = ? AND value = ?",
+                                                    (band, value)))
+        return found
+
+    @staticmethod
+    def story_members(conn: sqlite3.Connection, doc_ids: Iterable[str]) -> set[str]:
+        """The members of these articles' stored story groups (the articles in none: none)."""
+        return {d for (d,) in conn.execute(
+            "SELECT m.doc_id FROM groups g JOIN groups m ON m.story_group = g.story_group "
+            "WHERE g.doc_id IN (SELECT value FROM json_each(?))", (json.dumps(sorted(set(doc_ids))),))}
+
+    @staticmethod
+    def prints_of(conn: sqlite3.Connection, doc_ids: Iterable[str]) -> list[tuple[str, bytes, str | None]]:
+        """(doc_id, fingerprint, published) of these articles, those that have one."""
+        return conn.execute("SELECT p.doc_id, p.data, d.published FROM prints p JOIN docs d ON d.doc_id = p.doc_id "
+                            "WHERE p.doc_id IN (SELECT value FROM json_each(?))",
+                            (json.dumps(sorted(set(doc_ids))),)).fetchall()
 
     @staticmethod
     def source_number(conn: sqlite3.Connection, source: str | None, *, create: bool = False) -> int:
