@@ -4,6 +4,7 @@
     python bench/scale.py --chunks 1000000 --json    # one JSON object (keys below)
     python bench/scale.py --chunks 100000 --anchors  # also SQLite FTS5 (the previous keyword
                                                      # index, and with a smarter plan) and bm25s
+    python bench/scale.py --chunks 1000000 --updates 3   # only add/delete one article, 3 times
 
 The index is filled from the RealTime QA and BBC articles and the SQuAD paragraphs (about 25k
 distinct chunks), replicated under new ids, dates and sources until it holds N chunks, through
@@ -43,9 +44,8 @@ from newsdesk import Desk  # noqa: E402
 from newsdesk.config import Settings  # noqa: E402
 from newsdesk.embed import dequantize_sentences  # noqa: E402
 from newsdesk.index import update_index  # noqa: E402
-from newsdesk.keyword_index import KeywordFilter  # noqa: E402
 from newsdesk.keywords import question_terms, terms  # noqa: E402
-from newsdesk.retrieve import dense_ranking  # noqa: E402
+from newsdesk.retrieve import dense_ranking, keyword_ranking  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NOISE = 0.02
@@ -177,8 +177,7 @@ def measure(corpus: Path, index: Path, questions: list[str], anchors: bool) -> d
     out["search_p50_ms"] = p(timed(lambda q: desk.search(q, k=10), questions), 50)
     vectors = {q: desk.encoder.encode_query(q) for q in questions}
     with desk.reader.generation() as gen:
-        below = KeywordFilter(below_id=gen.manifest["next_chunk_id"])
-        kw = timed(lambda q: gen.keywords.search(question_terms(q), 50, below, gen.searcher), questions)
+        kw = timed(lambda q: keyword_ranking(gen, q, 50), questions)  # as a question does
         out["keyword_p50_ms"], out["keyword_p95_ms"] = p(kw, 50), p(kw, 95)
         dense = timed(lambda q: dense_ranking(gen, vectors[q], 50), questions)
         out["dense_p50_ms"] = p(dense, 50)
@@ -316,10 +315,16 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--anchors", action="store_true", help="also FTS5 and bm25s on the same stems")
     parser.add_argument("--questions", type=int, default=296)
+    parser.add_argument("--updates", type=int, default=0, metavar="N",
+                        help="only add and delete one article, N times over an index already filled")
     args = parser.parse_args()
     known = base()
     real = Desk.open(index_dir(newsqa())).encoder
     corpus, index, info = fill(args.chunks, known, ReplayEncoder(real, known))
+    if args.updates:
+        rounds = [add_and_delete(corpus, index, known) for _ in range(args.updates)]
+        print(json.dumps({"chunks": info["chunks"], "date": time.strftime("%Y-%m-%d %H:%M"), "rounds": rounds}))
+        return
     questions = [json.loads(line)["question"] for line in
                  (Path(__file__).resolve().parents[2] / "shared" / "data" / "newsqa-like" / "questions.jsonl")
                  .read_text().splitlines()][:args.questions]
