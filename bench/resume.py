@@ -7,7 +7,10 @@ The corpus is SQuAD's 646 paragraphs (832 chunks), committed in batches of 96 ch
 "halfway" falls between batches the way it does on a large corpus with the usual 2,048. The
 killed build runs in a child process, which says how many chunks it hands to the encoder and
 how many each commit completes; once half the chunks are committed it is killed a second into
-embedding the next batch, so that batch is lost work, and is counted. The real model embeds (ONNX int8, both cores).
+embedding the next batch, so that batch is lost work, and is counted two ways: whole, as handed to
+the encoder (`embedding_work_ratio`, the bound for a kill just before a commit), and as far as
+the encoder got in pieces of 32 (`started_work_ratio`, a piece begun counts whole). The real
+model embeds (ONNX int8, both cores).
 Afterwards the resumed index must hold the same documents and chunks, with the same corpus
 fingerprint, as the uninterrupted one.
 """
@@ -42,8 +45,17 @@ settings = Settings(corpus_dir=Path({corpus!r}), index={folder!r})
 encoder = encoder_for_build(settings, rebuild=True)
 real = encoder.encode_passages
 def encode(texts, spans, **kw):
+    # Handed over as one batch; encoded here 32 at a time, as the encoder does, so that the work
+    # begun before a kill can be counted (a started piece counts whole).
     print("ENCODE", len(texts), flush=True)
-    return real(texts, spans, **kw)
+    vectors, pooled = [], []
+    for at in range(0, len(texts), 32):
+        print("STARTED", len(texts[at:at + 32]), flush=True)
+        v, p = real(texts[at:at + 32], spans[at:at + 32], **kw)
+        vectors.append(v)
+        pooled.extend(p)
+    import numpy as np
+    return np.concatenate(vectors), pooled
 encoder.encode_passages = encode
 index.update_index(settings, encoder, on_batch=lambda n: print("COMMITTED", n, flush=True))
 print("DONE", flush=True)
@@ -69,13 +81,21 @@ def killed_halfway(corpus: Path, folder: Path, total: int) -> dict:
     started = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                              env=os.environ | {"HF_HUB_OFFLINE": "1"})
-    encoded = committed = 0
+    encoded = committed = started_encoding = 0
     for line in child.stdout:
         word, _, n = line.partition(" ")
-        if word == "ENCODE":
+        if word == "STARTED":
+            started_encoding += int(n)
+        elif word == "ENCODE":
             encoded += int(n)
             if committed >= total / 2:  # half is committed and the next batch is being embedded
-                time.sleep(1.0)
+                deadline = time.monotonic() + 1.0
+                os.set_blocking(child.stdout.fileno(), False)
+                while time.monotonic() < deadline:  # keep counting what it starts meanwhile
+                    time.sleep(0.05)
+                    for later in child.stdout.readlines():
+                        if later.startswith("STARTED"):
+                            started_encoding += int(later.split()[1])
                 child.send_signal(signal.SIGKILL)
                 break
         elif word == "COMMITTED":
@@ -84,7 +104,7 @@ def killed_halfway(corpus: Path, folder: Path, total: int) -> dict:
             break
     child.wait()
     return {"seconds": time.perf_counter() - started, "encoded_before_kill": encoded, "committed": committed,
-            "killed": child.returncode == -signal.SIGKILL}
+            "started_encoding_before_kill": started_encoding, "killed": child.returncode == -signal.SIGKILL}
 
 
 def main() -> None:
@@ -100,6 +120,9 @@ def main() -> None:
         result = {"date": time.strftime("%Y-%m-%d %H:%M"), "batch_chunks": BATCH, "uninterrupted": whole,
                   "killed": killed, "resumed": resumed,
                   "embedding_work_ratio": work_done / whole["chunks_embedded"],
+                  # the work begun, counting the batch in flight only as far as the encoder got
+                  "started_work_ratio": (killed["started_encoding_before_kill"] + resumed["chunks_embedded"])
+                  / whole["chunks_embedded"],
                   "same_index": all(resumed[k] == whole[k] for k in ("documents", "chunks", "fingerprint"))}
     finally:
         shutil.rmtree(work, ignore_errors=True)
