@@ -469,8 +469,13 @@ def print_report(report: Any, index: str) -> None:
         out.note(f"ignored {len(report.ignored)} file(s) newsdesk does not read (e.g. {report.ignored[0]})")
     what = "Resumed and finished building" if report.resumed else "Built" if report.rebuilt else "Updated"
     out.note(f"{what} {index}: {len(report.added)} added, {len(report.updated)} updated, "
-             f"{len(report.removed)} removed, {report.unchanged} unchanged; {report.chunks_embedded} chunks "
-             f"embedded in {report.seconds:.1f} s. Now {report.documents} articles, {report.chunks} chunks.")
+             f"{len(report.removed)} removed, {report.unchanged} unchanged; {_count(report.chunks_embedded, 'chunk')} "
+             f"embedded in {report.seconds:.1f} s. Now {_count(report.documents, 'article')}, "
+             f"{_count(report.chunks, 'chunk')}.")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _meta(*parts: str | None) -> str:
