@@ -21,9 +21,10 @@ import numpy as np
 
 from newsdesk.keyword_index import UNDATED
 
-# Segments at least this large are approximate. Below it exact search is fast enough (12-45 ms at
-# 100-123k vectors on one core of this machine, depending on its load) and its build costs nothing.
-ANN_THRESHOLD = 200_000
+# Segments at least this large are approximate. bench/scale.py at 123k vectors: flat 19 ms p50 on
+# one core, which made a question there (52 ms) slower than at 1M (40 ms), against HNSW's 0.8 ms at
+# recall@50 0.996. Below 100k exact search costs at most about 15 ms and its build nothing.
+ANN_THRESHOLD = 100_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 # bench/hnsw.py on 1M real-text vectors: recall@50 0.934 at 128, 0.973 at 256 (0.45 -> 0.65 ms),
