@@ -172,14 +172,15 @@ class EmbeddedWriter:
             with store.transaction() as conn:
                 if added := Store.add_missing_prints(conn):
                     log.info("fingerprinted %d articles indexed before fingerprints were kept", added)
-                if not store.manifest(conn).get("banded"):
+                manifest = store.manifest(conn)
+                if not manifest.get("banded"):
                     if banded := Store.add_missing_bands(conn):
                         log.info("stored the band keys of %d articles indexed before they were kept", banded)
                     Store.set_meta(conn, banded=True)
-                if not store.manifest(conn).get("grouped"):  # groups never written: write them all
+                if not manifest.get("grouped"):  # groups never written: write them all
                     conn.execute("DELETE FROM groups")
                     Store.set_groups(conn, GroupKeeper(lambda: Store.fingerprints(conn)).all_rows(), ())
-                    Store.set_meta(conn, grouped=True, generation=store.manifest(conn)["generation"] + 1)
+                    Store.set_meta(conn, grouped=True, generation=manifest["generation"] + 1)
         except BaseException:
             self.close()  # no writer object reaches the caller: let go of tantivy's lock here
             raise

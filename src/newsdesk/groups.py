@@ -107,11 +107,15 @@ class StoredGroups:
         from newsdesk.store import Store
 
         conn = self._conn()
-        new = [doc_id for doc_id, _, _ in added]
-        affected = {*removed, *new} | Store.story_members(conn, [*removed, *new])
+
+        def with_their_stories(doc_ids: set[str]) -> set[str]:
+            members = Store.group_members(conn, sorted(doc_ids))  # the stored (old) groups
+            return doc_ids.union(*(story for story, _ in members.values()))
+
+        affected = with_their_stories({*removed, *(doc_id for doc_id, _, _ in added)})
         candidates: set[str] = set()
         for _, data, _ in added:
             candidates |= Store.band_candidates(conn, band_keys(data))
-        affected |= candidates | Store.story_members(conn, candidates)
-        finder = DuplicateFinder.from_fingerprints(Store.prints_of(conn, affected))
+        affected |= with_their_stories(candidates)
+        finder = DuplicateFinder.from_fingerprints(Store.fingerprints(conn, affected))
         return rows_of(finder, affected)

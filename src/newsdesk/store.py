@@ -28,6 +28,24 @@ from newsdesk.load import Document, Skipped, source_offset
 FORMAT_VERSION = 3
 DB_NAME = "newsdesk.sqlite"
 
+# The near-duplicate tables, apart: an index made before them gets them at its next update.
+_GROUP_TABLES = """
+-- Each document's near-duplicate fingerprint (newsdesk.dedup): which articles are copies or
+-- versions of one story. A table of its own, so a format-3 index made before it gets it (and
+-- its documents' fingerprints) at its next update, without a rebuild.
+CREATE TABLE IF NOT EXISTS prints (doc_id TEXT PRIMARY KEY, data BLOB NOT NULL);
+-- The groups the fingerprints make (newsdesk.dedup), kept by the writer so that readers need
+-- neither the finder nor its memory: one row per article that has a copy or another version.
+CREATE TABLE IF NOT EXISTS groups (doc_id TEXT PRIMARY KEY, copy_group TEXT NOT NULL, story_group TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS groups_copy ON groups(copy_group);
+CREATE INDEX IF NOT EXISTS groups_story ON groups(story_group);
+-- Each fingerprint's LSH band keys (newsdesk.dedup.band_keys): the writer finds the articles an
+-- added one may duplicate by lookup, so an update's regrouping does not grow with the index.
+CREATE TABLE IF NOT EXISTS bands (band INTEGER NOT NULL, value INTEGER NOT NULL, doc_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS bands_key ON bands(band, value);
+CREATE INDEX IF NOT EXISTS bands_doc ON bands(doc_id);
+"""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
@@ -58,32 +76,10 @@ CREATE TABLE IF NOT EXISTS dead (
 CREATE INDEX IF NOT EXISTS dead_segment ON dead(segment);
 -- Source names (lower-cased) by number: the vector segments store the number per chunk.
 CREATE TABLE IF NOT EXISTS sources (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
--- Each document's near-duplicate fingerprint (newsdesk.dedup): which articles are copies or
--- versions of one story. A table of its own, so a format-3 index made before it gets it (and
--- its documents' fingerprints) at its next update, without a rebuild.
-CREATE TABLE IF NOT EXISTS prints (doc_id TEXT PRIMARY KEY, data BLOB NOT NULL);
--- The groups the fingerprints make (newsdesk.dedup), kept by the writer so that readers need
--- neither the finder nor its memory: one row per article that has a copy or another version.
-CREATE TABLE IF NOT EXISTS groups (doc_id TEXT PRIMARY KEY, copy_group TEXT NOT NULL, story_group TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS groups_copy ON groups(copy_group);
-CREATE INDEX IF NOT EXISTS groups_story ON groups(story_group);
--- Each fingerprint's LSH band keys (newsdesk.dedup.band_keys): the writer finds the articles an
--- added one may duplicate by lookup, so an update's regrouping does not grow with the index.
-CREATE TABLE IF NOT EXISTS bands (band INTEGER NOT NULL, value INTEGER NOT NULL, doc_id TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS bands_key ON bands(band, value);
-CREATE INDEX IF NOT EXISTS bands_doc ON bands(doc_id);
-"""
+""" + _GROUP_TABLES
 
 
-_GROUP_TABLES = """
-CREATE TABLE IF NOT EXISTS prints (doc_id TEXT PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS groups (doc_id TEXT PRIMARY KEY, copy_group TEXT NOT NULL, story_group TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS groups_copy ON groups(copy_group);
-CREATE INDEX IF NOT EXISTS groups_story ON groups(story_group);
-CREATE TABLE IF NOT EXISTS bands (band INTEGER NOT NULL, value INTEGER NOT NULL, doc_id TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS bands_key ON bands(band, value);
-CREATE INDEX IF NOT EXISTS bands_doc ON bands(doc_id)
-"""
+
 
 
 @dataclass(frozen=True)
@@ -354,20 +350,6 @@ class Store:
         return found
 
     @staticmethod
-    def story_members(conn: sqlite3.Connection, doc_ids: Iterable[str]) -> set[str]:
-        """The members of these articles' stored story groups (the articles in none: none)."""
-        return {d for (d,) in conn.execute(
-            "SELECT m.doc_id FROM groups g JOIN groups m ON m.story_group = g.story_group "
-            "WHERE g.doc_id IN (SELECT value FROM json_each(?))", (json.dumps(sorted(set(doc_ids))),))}
-
-    @staticmethod
-    def prints_of(conn: sqlite3.Connection, doc_ids: Iterable[str]) -> list[tuple[str, bytes, str | None]]:
-        """(doc_id, fingerprint, published) of these articles, those that have one."""
-        return conn.execute("SELECT p.doc_id, p.data, d.published FROM prints p JOIN docs d ON d.doc_id = p.doc_id "
-                            "WHERE p.doc_id IN (SELECT value FROM json_each(?))",
-                            (json.dumps(sorted(set(doc_ids))),)).fetchall()
-
-    @staticmethod
     def source_number(conn: sqlite3.Connection, source: str | None, *, create: bool = False) -> int:
         """The number segments store for a source: 0 for none, -1 for one the index does not have."""
         if not source:
@@ -423,11 +405,16 @@ class Store:
                 for r in rows}
 
     @staticmethod
-    def fingerprints(conn: sqlite3.Connection) -> list[tuple[str, bytes, str | None]]:
-        """(doc_id, near-duplicate fingerprint, published) of every document that has one."""
+    def fingerprints(conn: sqlite3.Connection, doc_ids: Iterable[str] | None = None) -> list[tuple[str, bytes,
+                                                                                                    str | None]]:
+        """(doc_id, near-duplicate fingerprint, published) of every document that has one, or of
+        those of `doc_ids` that have one."""
+        query = "SELECT p.doc_id, p.data, d.published FROM prints p JOIN docs d ON d.doc_id = p.doc_id"
         try:
-            return conn.execute("SELECT p.doc_id, p.data, d.published FROM prints p JOIN docs d "
-                                "ON d.doc_id = p.doc_id").fetchall()
+            if doc_ids is None:
+                return conn.execute(query).fetchall()
+            return conn.execute(query + " WHERE p.doc_id IN (SELECT value FROM json_each(?))",
+                                (json.dumps(sorted(set(doc_ids))),)).fetchall()
         except sqlite3.OperationalError as err:  # an index made before fingerprints were kept
             if "no such table" in str(err):
                 return []
