@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -88,6 +90,20 @@ def posts(s: FakeDiscord, channel_id: int, mark: int) -> list[Request]:
     return [r for r in s.since(mark) if posted_to(channel_id)(r)]
 
 
+@asynccontextmanager
+async def following_the_landslide(desk: Desk, tmp_path: Path, **changes) -> AsyncIterator[tuple[FakeDiscord, int]]:
+    """The bot on a server with a #landslide channel that follows the landslide topic."""
+    server = FakeDiscord()
+    await server.start()
+    landslide = server.add_channel("landslide")
+    try:
+        async with bot_on(desk, tmp_path, server=server, allowed_channels=frozenset(), **changes) as (s, _):
+            await reply_to(s, "follow", {"topic": LANDSLIDE}, user=s.owner, channel_id=landslide)
+            yield s, landslide
+    finally:
+        await server.stop()
+
+
 async def test_a_followed_topic_gets_one_cited_post_when_a_matching_article_lands(story_index: Path,
                                                                                  tmp_path: Path) -> None:
     desk = story_desk(story_index, tmp_path)
@@ -163,27 +179,20 @@ async def test_a_followed_topic_gets_one_cited_post_when_a_matching_article_land
 async def test_an_update_with_two_articles_on_a_topic_posts_once_citing_them(story_index: Path,
                                                                             tmp_path: Path) -> None:
     desk = story_desk(story_index, tmp_path)
-    server = FakeDiscord()
-    await server.start()
-    landslide = server.add_channel("landslide")
-    try:
-        async with bot_on(desk, tmp_path, server=server, allowed_channels=frozenset()) as (s, _):
-            await reply_to(s, "follow", {"topic": LANDSLIDE}, user=s.owner, channel_id=landslide)
-            add_later_articles(desk)
-            (desk.settings.corpus_dir / "landslide-geologists.md").write_text(GEOLOGISTS, encoding="utf-8")
-            mark = len(s.requests)
-            result = await reindex(s)
-            assert "6 added" in result and result.endswith("\n-# News on 1 followed topic: posted in 1 channel.")
-            await asyncio.sleep(1.0)  # a second post for the same update would follow at once
-            (post,) = posts(s, landslide, mark)
-            content = post.json["content"]
-            assert content.startswith("**New on “the Brekke landslide”:**\n")
-            assert "-# 2 new articles match this topic. Stop these posts with /unfollow." in content
-            cited = [e.get("url") for e in post.json["embeds"]]  # the summary cites the best of them, or both
-            assert cited and set(cited) <= {INQUIRY_URL, GEOLOGISTS_URL} and len(set(cited)) == len(cited)
-            assert not [r for r in s.since(mark, "POST") if r.path.startswith("/channels/") and r is not post]
-    finally:
-        await server.stop()
+    async with following_the_landslide(desk, tmp_path) as (s, landslide):
+        add_later_articles(desk)
+        (desk.settings.corpus_dir / "landslide-geologists.md").write_text(GEOLOGISTS, encoding="utf-8")
+        mark = len(s.requests)
+        result = await reindex(s)
+        assert "6 added" in result and result.endswith("\n-# News on 1 followed topic: posted in 1 channel.")
+        await asyncio.sleep(1.0)  # a second post for the same update would follow at once
+        (post,) = posts(s, landslide, mark)
+        content = post.json["content"]
+        assert content.startswith("**New on “the Brekke landslide”:**\n")
+        assert "-# 2 new articles match this topic. Stop these posts with /unfollow." in content
+        cited = [e.get("url") for e in post.json["embeds"]]  # the summary cites the best of them, or both
+        assert cited and set(cited) <= {INQUIRY_URL, GEOLOGISTS_URL} and len(set(cited)) == len(cited)
+        assert not [r for r in s.since(mark, "POST") if r.path.startswith("/channels/") and r is not post]
 
 
 async def test_news_reopens_an_archived_thread_and_skips_locked_or_muted_ones_without_trying(
@@ -227,25 +236,18 @@ async def test_news_reopens_an_archived_thread_and_skips_locked_or_muted_ones_wi
 async def test_new_articles_found_by_the_watcher_are_posted_to_their_followers(story_index: Path,
                                                                               tmp_path: Path) -> None:
     desk = story_desk(story_index, tmp_path)
-    server = FakeDiscord()
-    await server.start()
-    landslide = server.add_channel("landslide")
-    try:
-        async with bot_on(desk, tmp_path, server=server, allowed_channels=frozenset(), watch=True) as (s, _):
-            await reply_to(s, "follow", {"topic": LANDSLIDE}, user=s.owner, channel_id=landslide)
-            mark = len(s.requests)
-            add_later_articles(desk)  # written at once: one update (files still being written wait for the next)
-            (desk.settings.corpus_dir / "landslide-geologists.md").write_text(GEOLOGISTS, encoding="utf-8")
-            post = await s.wait_for(posted_to(landslide), since=mark, timeout=90, what="news from the watcher")
-            assert post.status == 200
-            assert post.json["content"].startswith("**New on “the Brekke landslide”:**\n")
-            assert "-# 2 new articles match this topic." in post.json["content"]
-            cited = [e.get("url") for e in post.json["embeds"]]
-            assert cited and set(cited) <= {INQUIRY_URL, GEOLOGISTS_URL}
-            await asyncio.sleep(3.0)  # past the watcher's debounce and settle: any later update has run
-            assert posts(s, landslide, mark) == [post], "a second post for the same update"
-    finally:
-        await server.stop()
+    async with following_the_landslide(desk, tmp_path, watch=True) as (s, landslide):
+        mark = len(s.requests)
+        add_later_articles(desk)  # written at once: one update (files still being written wait for the next)
+        (desk.settings.corpus_dir / "landslide-geologists.md").write_text(GEOLOGISTS, encoding="utf-8")
+        post = await s.wait_for(posted_to(landslide), since=mark, timeout=90, what="news from the watcher")
+        assert post.status == 200
+        assert post.json["content"].startswith("**New on “the Brekke landslide”:**\n")
+        assert "-# 2 new articles match this topic." in post.json["content"]
+        cited = [e.get("url") for e in post.json["embeds"]]
+        assert cited and set(cited) <= {INQUIRY_URL, GEOLOGISTS_URL}
+        await asyncio.sleep(3.0)  # past the watcher's debounce and settle: any later update has run
+        assert posts(s, landslide, mark) == [post], "a second post for the same update"
 
 
 async def test_only_members_who_manage_the_channel_choose_its_topics(bot_desk: Desk, tmp_path: Path) -> None:
