@@ -13,16 +13,15 @@ bench/scale.py times); bm25s indexes title and body stems together. No model is 
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from anchors import Bm25s, Fts5, stem_rows  # noqa: E402
 from evalsets import contains_answer, index_dir, newsqa, squad  # noqa: E402
 
 from newsdesk.embedded import EmbeddedBackend  # noqa: E402
-from newsdesk.keywords import question_terms, terms  # noqa: E402
 from newsdesk.store import Filters  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -30,45 +29,15 @@ DEPTH = 10
 
 
 def rankings(view, questions) -> dict[str, list[list[int]]]:
-    import bm25s
-
-    rows = [(i, " ".join(terms(title)), " ".join(terms(text))) for i, title, text in view.conn.execute(
-        "SELECT c.id, d.title, c.text FROM chunks c JOIN docs d ON d.doc_id = c.doc_id")]
-    db = sqlite3.connect(":memory:")
-    db.execute("CREATE VIRTUAL TABLE f USING fts5(title, body, tokenize='unicode61')")
-    db.executemany("INSERT INTO f(rowid, title, body) VALUES (?, ?, ?)", rows)
-    db.execute("CREATE VIRTUAL TABLE v USING fts5vocab(f, 'row')")
-    total = len(rows)
-
-    def fts(q: str, smart: bool) -> list[int]:
-        stems = list(dict.fromkeys(question_terms(q)))
-        if smart and stems:
-            df = dict(db.execute(f"SELECT term, doc FROM v WHERE term IN ({','.join('?' * len(stems))})", stems))
-            stems = [s for s in stems if df.get(s, 0) <= 0.05 * total] or stems[:1]
-        if not stems:
-            return []
-        match = " OR ".join(f'"{s}"' for s in stems)
-        return [r[0] for r in db.execute("SELECT rowid FROM f WHERE f MATCH ? ORDER BY bm25(f, 0.5, 1.0) LIMIT ?",
-                                         (match, DEPTH))]
-
-    retriever = bm25s.BM25()
-    ids = [i for i, _, _ in rows]
-    retriever.index([f"{t} {b}".split() for _, t, b in rows], show_progress=False)
-    vocab = retriever.vocab_dict
-
-    def bm25(q: str) -> list[int]:
-        wanted = [[vocab[s] for s in question_terms(q) if s in vocab]]
-        if not wanted[0]:
-            return []
-        docs, _ = retriever.retrieve(wanted, k=min(DEPTH, total), show_progress=False, n_threads=1)
-        return [ids[j] for j in docs[0]]
-
+    rows = stem_rows(view.conn)
+    fts, bm25 = Fts5(rows), Bm25s(rows)
     out: dict[str, list[list[int]]] = {"tantivy": [], "fts5": [], "fts5_smart": [], "bm25s": []}
     for q in questions:
         out["tantivy"].append([i for i, _ in view.keyword(q.text, DEPTH, Filters())])
-        out["fts5"].append(fts(q.text, False))
-        out["fts5_smart"].append(fts(q.text, True))
-        out["bm25s"].append(bm25(q.text))
+        out["fts5"].append(fts.search(q.text, DEPTH))
+        out["fts5_smart"].append(fts.search(q.text, DEPTH, smart=True))
+        out["bm25s"].append(bm25.search(q.text, DEPTH))
+    fts.close()
     return out
 
 

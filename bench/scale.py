@@ -27,7 +27,6 @@ import json
 import math
 import resource
 import shutil
-import sqlite3
 import sys
 import time
 from dataclasses import dataclass
@@ -38,13 +37,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from anchors import Bm25s, Fts5, stem_rows  # noqa: E402
 from evalsets import WORK, bbc, index_dir, newsqa, open_or_build, squad  # noqa: E402
 
 from newsdesk import Desk  # noqa: E402
 from newsdesk.config import Settings  # noqa: E402
 from newsdesk.embed import dequantize_sentences  # noqa: E402
 from newsdesk.index import update_index  # noqa: E402
-from newsdesk.keywords import question_terms, terms  # noqa: E402
 from newsdesk.retrieve import dense_ranking, keyword_ranking  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -244,45 +243,15 @@ def flat_anchor(gen, vectors: dict[str, np.ndarray], questions: list[str]) -> di
 
 def keyword_anchors(gen, questions: list[str]) -> dict:
     """The same stems in SQLite FTS5 (the previous version's keyword index, then with a plan that
-    drops the commonest terms) and in bm25s."""
-    import bm25s
-
-    rows = [(i, " ".join(terms(title)), " ".join(terms(text))) for i, title, text in gen.conn.execute(
-        "SELECT c.id, d.title, c.text FROM chunks c JOIN docs d ON d.doc_id = c.doc_id")]
-    db = sqlite3.connect(":memory:")
-    db.execute("CREATE VIRTUAL TABLE f USING fts5(title, body, tokenize='unicode61')")
-    t0 = time.perf_counter()
-    db.executemany("INSERT INTO f(rowid, title, body) VALUES (?, ?, ?)", rows)
-    fts_build = time.perf_counter() - t0
-    db.execute("CREATE VIRTUAL TABLE v USING fts5vocab(f, 'row')")
-    total = len(rows)
-
-    def fts(q: str, smart: bool = False) -> list:
-        stems = list(dict.fromkeys(question_terms(q)))
-        if smart:  # a smarter plan: leave out terms in more than 5% of chunks (they barely rank)
-            df = dict(db.execute(f"SELECT term, doc FROM v WHERE term IN ({','.join('?' * len(stems))})", stems))
-            stems = [s for s in stems if df.get(s, 0) <= 0.05 * total] or stems[:1]
-        if not stems:
-            return []
-        match = " OR ".join(f'"{s}"' for s in stems)
-        return db.execute("SELECT rowid FROM f WHERE f MATCH ? ORDER BY bm25(f, 0.5, 1.0) LIMIT 50",
-                          (match,)).fetchall()
-
-    out = {"fts5_build_s": fts_build, "fts5_p50_ms": p(timed(fts, questions), 50),
-           "fts5_smart_p50_ms": p(timed(lambda q: fts(q, True), questions), 50)}
-    db.close()
-    t0 = time.perf_counter()
-    retriever = bm25s.BM25()
-    retriever.index([f"{t} {b}".split() for _, t, b in rows], show_progress=False)
-    out["bm25s_build_s"] = time.perf_counter() - t0
-    vocab = retriever.vocab_dict
-
-    def bm25(q: str) -> None:
-        ids = [[vocab[s] for s in question_terms(q) if s in vocab]]
-        if ids[0]:
-            retriever.retrieve(ids, k=50, show_progress=False, n_threads=1)
-
-    out["bm25s_p50_ms"] = p(timed(bm25, questions), 50)
+    drops the commonest terms) and in bm25s (bench/anchors.py)."""
+    rows = stem_rows(gen.conn)
+    fts = Fts5(rows)
+    out = {"fts5_build_s": fts.build_s, "fts5_p50_ms": p(timed(lambda q: fts.search(q, 50), questions), 50),
+           "fts5_smart_p50_ms": p(timed(lambda q: fts.search(q, 50, smart=True), questions), 50)}
+    fts.close()
+    bm25 = Bm25s(rows)
+    out["bm25s_build_s"] = bm25.build_s
+    out["bm25s_p50_ms"] = p(timed(lambda q: bm25.search(q, 50), questions), 50)
     return out
 
 
