@@ -4,7 +4,8 @@ Every sentence of the candidate passages gets one row. The features say how much
 question it covers (IDF-weighted stems, with and without its headline as context), how close
 its own meaning is to the question (the cosine of its sentence vector, made at index time
 from the passage pass), how its passage ranked, whether it holds the kind of thing the
-question asks for that the question does not already name, and whether the question names
+question asks for that the question does not already name (for "which country/state/city"
+questions, one of that class: `newsdesk.gazetteer`), and whether the question names
 something rare that appears nowhere in the passage (the usual sign of a question the text
 does not answer). Relative features compare a sentence with the best candidate.
 """
@@ -19,8 +20,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from newsdesk.gazetteer import asked_class, members
 from newsdesk.keywords import question_terms, terms, words
-from newsdesk.qtypes import Kind, amounts, asks_for_money, new_answers, question_kind
+from newsdesk.qtypes import Kind, amounts, asks_for_money, new_answers, question_kind, unasked
 from newsdesk.retrieve import Passage
 from newsdesk.store import DocText
 
@@ -30,6 +32,7 @@ FEATURES = (
     "kind_match_who", "kind_match_where", "missing_idf", "missing_share", "position", "headline", "length",
     "new_words", "quote", "title_cover", "bigrams", "rare_match", "matched", "cover_in_passage_rel",
     "cos_in_passage_rel", "prev_cover", "next_cover", "kind_match_cover", "money_match", "money_missing",
+    "class_match", "class_missing", "kind_match_which",
 )
 # How much a word carried from earlier in a conversation counts, against one the question asks.
 CONTEXT_WEIGHT = 0.3
@@ -44,6 +47,8 @@ class Candidate:
     end: int
     line: int  # the paragraph (line) of the document it is in: 0 is the headline
     answers: tuple[str, ...]  # things of the asked-for kind that the question does not name
+    # Whether `answers` are surely of that kind (a date, an amount, a country) or only likely (a name).
+    precise: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,10 @@ def candidates_and_features(question: Question, passages: Sequence[Passage], doc
     # both for "where"/"which", so for those the kind features would only add noise.
     weighed = question.kind in (Kind.DATE, Kind.NUMBER, Kind.PERSON)
     money = asks_for_money(question.text)
+    place_class = asked_class(question.text)  # "which country ...": a country the question does not name
+    # The lists of countries, US states and continents are complete, the one of cities is not (100,000
+    # people or more): a sentence without a listed city may still name the one asked for.
+    precise = place_class in ("country", "state", "continent")
     seen: set[tuple[str, int]] = set()
     rows: list[dict[str, float]] = []
     out: list[Candidate] = []
@@ -119,18 +128,23 @@ def candidates_and_features(question: Question, passages: Sequence[Passage], doc
             if _HEADING.match(sentence) and (start == 0 or text[start - 1] == "\n"):
                 continue  # a Markdown heading: the headline, shown with the source, not a sentence of the answer
             found = tuple(new_answers(question.kind, sentence, question.text, text)) if expected else ()
+            of_class = unasked(members(place_class, sentence), question.text) if place_class else []
+            if place_class:
+                found = tuple(of_class)  # for "which country" a country is the answer, not any name
             match = 1.0 if found and weighed else 0.0
             sentence_words = words(sentence)
             line = _sentence_index(text, start)
-            out.append(Candidate(p, rank, start, end, line, found))
+            out.append(Candidate(p, rank, start, end, line, found, precise))
             rows.append(shared | {
                 "cover": sum(weights[t] for t in question.terms & (s_terms | title_terms)) / total,
                 "cover_plain": plain[i], "sentence_cos": cosines[i], "kind_match": match,
                 "kind_missing": float(weighed and not found),
                 "kind_match_when": match * (question.kind is Kind.DATE),
                 "kind_match_number": match * (question.kind is Kind.NUMBER),
-                "kind_match_who": match * (question.kind in (Kind.PERSON, Kind.NAMED)),
-                "kind_match_where": match * (question.kind is Kind.PLACE),
+                "kind_match_who": match * (question.kind is Kind.PERSON),
+                # A name for "where"/"which" is in most sentences; these two are for the model to weigh alone.
+                "kind_match_where": float(bool(found) and question.kind is Kind.PLACE),
+                "kind_match_which": float(bool(found) and question.kind is Kind.NAMED),
                 "position": 1.0 / (1 + line), "headline": float(start < first_line_end or first_line_end < 0),
                 "length": math.log1p(len(sentence_words)),
                 "new_words": sum(1 for w in sentence_words if w not in asked) / max(len(sentence_words), 1),
@@ -145,6 +159,8 @@ def candidates_and_features(question: Question, passages: Sequence[Passage], doc
                 "kind_match_cover": match * plain[i],
                 "money_match": float(money and bool(amounts(sentence))),
                 "money_missing": float(money and not amounts(sentence)),
+                "class_match": float(bool(of_class)),
+                "class_missing": float(bool(place_class) and not of_class),
             })
     if not rows:
         return [], np.zeros((0, len(FEATURES)), dtype=np.float32)

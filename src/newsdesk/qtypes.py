@@ -227,13 +227,24 @@ def answers_of_kind(kind: Kind, sentence: str, context: str = "") -> list[str]:
 
 def new_answers(kind: Kind, sentence: str, question: str, context: str = "") -> list[str]:
     """Things of the asked-for kind in `sentence` that the question does not already name."""
-    asked = set(words(question))
+    return unasked(answers_of_kind(kind, sentence, context), question)
+
+
+def unasked(items: list[str], question: str) -> list[str]:
+    """The items the question does not already name."""
+    asked = _words_of(question)
     out = []
-    for item in answers_of_kind(kind, sentence, context):
+    for item in items:
         own = set(words(item))
         if own and own <= asked:
             continue
-        if not own and item.lower() in question.lower():
+        if not own and re.search(rf"(?<!\w){re.escape(item.lower())}(?!\w)", question.lower()):
             continue
         out.append(item)
     return out
+
+
+@lru_cache(maxsize=64)
+def _words_of(question: str) -> frozenset[str]:
+    """A question's words, once: every candidate sentence's things are checked against them."""
+    return frozenset(words(question))
