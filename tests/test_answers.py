@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import assert_quotes_verbatim
@@ -14,6 +15,8 @@ from conftest import assert_quotes_verbatim
 from newsdesk import Desk
 from newsdesk.chat import is_command, rewrite, subject, Turn
 from newsdesk.cli import app
+from newsdesk.answer_model import Trees
+from newsdesk.gazetteer import asked_class, members
 from newsdesk.qtypes import Kind, dates, names, numbers, question_kind, sources
 
 FIXTURES = Path(__file__).parent / "fixtures" / "answers"
@@ -36,6 +39,8 @@ def kessel(embedder, tmp_path_factory) -> Desk:
     ("How many crew members does the seafarers union represent?", "600 crew members"),
     ("How much will the Vinmark bridge toll be?", "6 euros"),
     ("Which union called the ferry strike?", "Nordic Seafarers Union"),
+    # The sentence that repeats the question's words names no country; the one that answers does.
+    ("Which country will host the next round of the grain talks?", "Portugal"),
 ])
 def test_the_asked_for_fact_is_in_the_first_cited_sentence(kessel, question, fact):
     answer = kessel.ask(question)
@@ -182,6 +187,28 @@ def test_numbers_names_and_attributions():
     assert names("Rescue crews pulled 140 survivors.", "Rescue crews pulled 140 survivors.") == []
     assert sources("The toll rose, according to the regional coroner.") == ["the regional coroner"]
     assert sources("At least 12 people died, harbour officials said.") == ["harbour officials"]
+
+
+def test_the_class_of_place_a_question_asks_for_and_its_members():
+    assert asked_class("The prime minister of which country was suspended?") == "country"
+    assert asked_class("In which US state was the memorial held?") == "state"
+    assert asked_class("Which tech company cut 9,000 jobs?") is None
+    assert members("country", "A ruling by the Constitutional Court of Thailand, welcomed by the U.S.") == ["Thailand", "U.S"]
+    assert members("state", "He was shot in Utah; the memorial will be in Arizona, near New Mexico.") == [
+        "Utah", "Arizona", "New Mexico"]
+    assert members("country", "The Kessel council met the Vinmark delegation.") == []
+
+
+def test_the_answer_models_trees_follow_their_tests():
+    # One tree: x[1] <= 0.5 ? (x[0] <= 2 ? -1 : 1) : 3, with a padding node; and a second, a stump.
+    trees = Trees(feature=np.array([[1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]]),
+                  threshold=np.array([[0.5, 2.0, 0, 0, 0, 0], [10.0, 0, 0, 0, 0, 0]]),
+                  left=np.array([[1, 3, 2, 3, 4, 5], [1, 1, 2, 3, 4, 5]]),
+                  right=np.array([[2, 4, 2, 3, 4, 5], [2, 1, 2, 3, 4, 5]]),
+                  value=np.array([[0, 0, 3.0, -1.0, 1.0, 0], [0, 0.5, -0.5, 0, 0, 0]]),
+                  depth=2, baseline=0.25, share=0.5)
+    x = np.array([[1.0, 0.0], [3.0, 0.0], [1.0, 1.0], [20.0, 1.0]])
+    assert trees.log_odds(x).tolist() == [0.25 - 1 + 0.5, 0.25 + 1 + 0.5, 0.25 + 3 + 0.5, 0.25 + 3 - 0.5]
 
 
 def test_a_restored_turn_carries_its_words_without_headlines():

@@ -34,7 +34,9 @@ class AnswerSettings:
     max_sentences: int = 3
     max_related: int = 3
     # A further sentence must be at least this likely, relative to the best one, besides adding a fact.
-    keep_ratio: float = 0.5
+    # Chosen on the training questions with the shipped model: at 0.35 SQuAD's calibration half gets
+    # 1.57 sentences an answer (0.5: 1.35, 0.25: 1.81) and the gold answer in 86% (85%, 87%).
+    keep_ratio: float = 0.35
     # None: the calibrated threshold shipped with the model.
     threshold: float | None = None
     model: AnswerModel | None = None  # None: the shipped model
@@ -112,7 +114,7 @@ def answer(evidence: Evidence, settings: AnswerSettings = AnswerSettings()) -> A
     scored, x = scored_with_features(evidence, settings)
     confidence_ = confidence(evidence, scored, x, settings)
     threshold = settings.threshold if settings.threshold is not None else settings.answer_model().threshold
-    if confidence_ < threshold:
+    if confidence_ < threshold and not _answers_in_full(scored, x):
         related = _citations(_best_per_passage(scored)[: settings.max_related], evidence.docs, 1)
         return Answer(evidence.question, ABSTAIN_TEXT, True, (), tuple(related), confidence=confidence_)
     chosen = choose(scored, evidence, settings)
@@ -123,6 +125,17 @@ def answer(evidence: Evidence, settings: AnswerSettings = AnswerSettings()) -> A
     return Answer(evidence.question, text, False, tuple(citations),
                   tuple(_citations(related[: settings.max_related], evidence.docs, len(citations) + 1)),
                   confidence=confidence_)
+
+
+def _answers_in_full(scored: list[Scored], x: np.ndarray, depth: int = 10) -> bool:
+    """One of the likeliest sentences holds every word the question asks about and a thing of the
+    asked-for kind ("Who is Elena Marquez?": "..., said Dr. Elena Marquez, a security scholar at
+    Georgetown University"). Then the corpus answers, however low the passages' cosine is (a
+    short question about a name is far from any long passage); abstaining would hide the answer.
+    On the training questions no question below the threshold had such a sentence, so this changes
+    no figure there; it keeps the answers the learned confidence would miss."""
+    matched = x[:depth, FEATURES.index("matched")]
+    return any(s.candidate.answers and m >= 0.999 for s, m in zip(scored[:depth], matched))
 
 
 # -- choosing ----------------------------------------------------------------------------------
@@ -137,6 +150,8 @@ def choose(scored: list[Scored], evidence: Evidence, settings: AnswerSettings) -
     for s in scored[1:]:
         if len(chosen) == settings.max_sentences or s.probability < best.probability * settings.keep_ratio:
             break
+        if _norm(_text(s, evidence)) == _norm(s.passage.title):
+            continue  # the headline is shown with its source; as a further sentence it restates the story
         s = _with_attribution(s, evidence.docs[s.passage.doc_id].text)
         if any(c.passage.doc_id == s.passage.doc_id and c.start < s.end and s.start < c.end for c in chosen):
             continue  # overlaps a sentence already chosen
@@ -176,9 +191,14 @@ def _norm(answer: str) -> str:
 
 
 def _ordered(chosen: list[Scored]) -> list[Scored]:
-    """The fact first. When several chosen sentences give the asked-for figure or date from
-    different articles, the newest comes first, so a revised figure precedes the earlier one."""
+    """The fact first. When the most likely sentence holds nothing of the asked-for kind (no date
+    for "when", no country for "which country") and another chosen one does, that one comes first.
+    When several chosen sentences give the asked-for figure or date from different articles, the
+    newest comes first, so a revised figure precedes the earlier one."""
     first, rest = chosen[0], chosen[1:]
+    typed = [s for s in rest if s.candidate.answers and s.candidate.precise]
+    if not first.candidate.answers and typed:
+        first, rest = typed[0], [first, *(s for s in rest if s is not typed[0])]
     with_answers = [s for s in chosen if s.candidate.answers]
     dated = {s.passage.published for s in with_answers if s.passage.published}
     if len(with_answers) > 1 and len({s.passage.doc_id for s in with_answers}) > 1 and len(dated) > 1:

@@ -1,10 +1,13 @@
 """The learned answer model: the probability that a candidate sentence answers the question.
 
-A logistic regression over `newsdesk.features.FEATURES`, trained by `bench/train_answerer.py`
-on the SQuAD calibration half and part of the RealTime QA questions only, and shipped as the
-small JSON file `answer_model.json` next to this module. The answer abstains when even the best
-sentence's probability is below the file's threshold, which the training script chose on the
-training questions (see docs/benchmarks.md).
+A logistic regression over `newsdesk.features.FEATURES` and gradient-boosted trees over the same
+features, their log-odds averaged: the regression carries the features' plain trends, the trees
+what depends on several at once (an answer-type match counts for more when the sentence also
+covers the question). Trained by `bench/train_answerer.py` on the SQuAD calibration half and part
+of the RealTime QA questions only, and shipped as the JSON file `answer_model.json` next to this
+module; the trees are evaluated here with numpy, so answering needs no scikit-learn. Whether to
+answer at all is a separate, question-level regression (`answerable`) with its calibrated
+threshold, chosen on the training questions (see docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class AnswerModel:
     about: dict[str, Any] = field(default_factory=dict)
     # The abstention model over `newsdesk.answer.QUESTION_FEATURES`: mean, scale, coef, intercept.
     abstain: dict[str, Any] | None = None
+    trees: Trees | None = None  # None: the regression alone
 
     def probabilities(self, x: np.ndarray, features: tuple[str, ...]) -> np.ndarray:
         if not len(x):
@@ -39,6 +43,8 @@ class AnswerModel:
             columns = [features.index(f) for f in self.features]
             x = x[:, columns]
         z = ((x - self.mean) / self.scale) @ self.coef + self.intercept
+        if self.trees is not None:
+            z = (1.0 - self.trees.share) * z + self.trees.share * self.trees.log_odds(x)
         return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
     def answerable(self, q: np.ndarray) -> float:
@@ -52,17 +58,55 @@ class AnswerModel:
     def to_dict(self) -> dict[str, Any]:
         return {"features": list(self.features), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
                 "coef": self.coef.tolist(), "intercept": self.intercept, "threshold": self.threshold,
-                "abstain": self.abstain, "about": self.about}
+                "abstain": self.abstain, "trees": self.trees.to_dict() if self.trees else None, "about": self.about}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AnswerModel:
         return cls(tuple(data["features"]), np.array(data["mean"], dtype=np.float64),
                    np.array(data["scale"], dtype=np.float64), np.array(data["coef"], dtype=np.float64),
                    float(data["intercept"]), float(data["threshold"]), dict(data.get("about", {})),
-                   data.get("abstain"))
+                   data.get("abstain"), Trees.from_dict(data["trees"]) if data.get("trees") else None)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        path.write_text(json.dumps(self.to_dict(), separators=(",", ":")) + "\n")
+
+
+@dataclass(frozen=True)
+class Trees:
+    """Gradient-boosted regression trees, as arrays: tree t's node i tests x[feature] <= threshold
+    and goes to left or right; a leaf points to itself and holds its value. The columns of x are
+    the model's `features`."""
+
+    feature: np.ndarray  # (trees, nodes) int
+    threshold: np.ndarray  # (trees, nodes) float
+    left: np.ndarray  # (trees, nodes) int
+    right: np.ndarray  # (trees, nodes) int
+    value: np.ndarray  # (trees, nodes) float
+    depth: int
+    baseline: float
+    share: float  # of the trees' log-odds in the model's, against the regression's
+
+    def log_odds(self, x: np.ndarray) -> np.ndarray:
+        """All trees at once, one level per step: (rows,) log-odds."""
+        trees = np.arange(self.feature.shape[0])[:, None]
+        rows = np.arange(len(x))[None, :]
+        node = np.zeros((self.feature.shape[0], len(x)), dtype=np.int64)
+        for _ in range(self.depth):
+            goes_left = x[rows, self.feature[trees, node]] <= self.threshold[trees, node]
+            node = np.where(goes_left, self.left[trees, node], self.right[trees, node])
+        return self.baseline + self.value[trees, node].sum(axis=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"feature": self.feature.tolist(), "threshold": self.threshold.tolist(), "left": self.left.tolist(),
+                "right": self.right.tolist(), "value": self.value.tolist(), "depth": self.depth,
+                "baseline": self.baseline, "share": self.share}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trees:
+        return cls(np.array(data["feature"], dtype=np.int64), np.array(data["threshold"], dtype=np.float64),
+                   np.array(data["left"], dtype=np.int64), np.array(data["right"], dtype=np.int64),
+                   np.array(data["value"], dtype=np.float64), int(data["depth"]), float(data["baseline"]),
+                   float(data["share"]))
 
 
 @cache
