@@ -22,6 +22,7 @@ import numpy as np
 
 from newsdesk.gazetteer import asked_class, members
 from newsdesk.keywords import question_terms, terms, words
+from newsdesk.keywords import stems as stems_of
 from newsdesk.qtypes import Kind, amounts, asks_for_money, new_answers, question_kind, unasked
 from newsdesk.retrieve import Passage
 from newsdesk.store import DocText
@@ -83,7 +84,7 @@ def candidates_and_features(question: Question, passages: Sequence[Passage], doc
     weights = question.weights
     total = sum(weights.values()) or 1.0
     max_idf = max(weights.values(), default=1.0) or 1.0
-    rarest = max(weights, key=weights.get) if weights else None
+    rarest = max(sorted(weights), key=weights.get) if weights else None  # ties: the same one in every process
     q_bigrams = _bigrams(question_terms(question.text))
     best_keyword = max((p.keyword or 0.0 for p in passages), default=0.0) or 1.0
     asked = question.text.lower()
@@ -109,7 +110,8 @@ def candidates_and_features(question: Question, passages: Sequence[Passage], doc
         first_line_end = text.find("\n")
         # Per sentence of the passage, before duplicates are dropped: the within-passage comparisons.
         sentences = [text[a:b] for a, b in p.sentences]
-        stems = [terms(x) for x in sentences]
+        word_lists = [words(x) for x in sentences]
+        stems = [stems_of(w) for w in word_lists]
         plain = [sum(weights[t] for t in question.terms & set(st)) / total for st in stems]
         cosines = [float(vectors[i] @ question.vector) if vectors is not None and i < len(vectors) else p.dense
                    for i in range(len(sentences))]
@@ -132,7 +134,7 @@ def candidates_and_features(question: Question, passages: Sequence[Passage], doc
             if place_class:
                 found = tuple(of_class)  # for "which country" a country is the answer, not any name
             match = 1.0 if found and weighed else 0.0
-            sentence_words = words(sentence)
+            sentence_words = word_lists[i]
             line = _sentence_index(text, start)
             out.append(Candidate(p, rank, start, end, line, found, precise))
             rows.append(shared | {

@@ -46,7 +46,12 @@ def words(text: str) -> list[str]:
 
 
 def terms(text: str) -> list[str]:
-    return _stemmer().stemWords(words(text))
+    return stems(words(text))
+
+
+def stems(content_words: list[str]) -> list[str]:
+    """The stems of words `words` gave: for a caller that needs both."""
+    return _stemmer().stemWords(content_words)
 
 
 # The scaffolding of questions ("how many", "when did it take place", "what date"): they say what
