@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -87,14 +87,26 @@ class Trees:
     share: float  # of the trees' log-odds in the model's, against the regression's
 
     def log_odds(self, x: np.ndarray) -> np.ndarray:
-        """All trees at once, one level per step: (rows,) log-odds."""
-        trees = np.arange(self.feature.shape[0])[:, None]
-        rows = np.arange(len(x))[None, :]
-        node = np.zeros((self.feature.shape[0], len(x)), dtype=np.int64)
+        """All trees at once, one level per step: (rows,) log-odds. Nodes are indexed in the
+        flattened arrays (tree t's node i is t * width + i), which numpy gathers about 2.5 times
+        faster than pairs of indices (0.75 against 2 ms for 70 sentences)."""
+        feature, threshold, left, right, value = self._flat
+        trees, width = self.feature.shape
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        cells = (np.arange(len(x)) * x.shape[1])[None, :]  # where each row starts in x.ravel()
+        node = np.repeat(np.arange(trees) * width, len(x)).reshape(trees, len(x))
+        flat_x = x.ravel()
         for _ in range(self.depth):
-            goes_left = x[rows, self.feature[trees, node]] <= self.threshold[trees, node]
-            node = np.where(goes_left, self.left[trees, node], self.right[trees, node])
-        return self.baseline + self.value[trees, node].sum(axis=0)
+            goes_left = flat_x[cells + feature[node]] <= threshold[node]
+            node = np.where(goes_left, left[node], right[node])
+        return self.baseline + value[node].sum(axis=0)
+
+    @cached_property
+    def _flat(self) -> tuple[np.ndarray, ...]:
+        trees, width = self.feature.shape
+        offset = (np.arange(trees) * width)[:, None]
+        return (self.feature.ravel(), self.threshold.ravel(), (self.left + offset).ravel(),
+                (self.right + offset).ravel(), self.value.ravel())
 
     def to_dict(self) -> dict[str, Any]:
         return {"feature": self.feature.tolist(), "threshold": self.threshold.tolist(), "left": self.left.tolist(),
