@@ -181,7 +181,7 @@ _MID_CAPITAL = re.compile(r"[\w,;:’'\-)]\s+([A-ZÀ-ÖØ-Þ][\w’'\-]*)")
 @lru_cache(maxsize=256)
 def _mid_sentence_capitals(context: str) -> frozenset[str]:
     """The capitalised words an article uses in mid-sentence (one pass per article, then cached)."""
-    return frozenset(m.group(1) for m in _MID_CAPITAL.finditer(context))
+    return frozenset(_MID_CAPITAL.findall(context))  # the one group: findall gives it, without match objects
 
 
 _ATTRIBUTED = re.compile(
