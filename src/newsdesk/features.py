@@ -129,10 +129,12 @@ def candidates_and_features(question: Question, passages: Sequence[Passage], doc
             sentence, s_terms = sentences[i], set(stems[i])
             if _HEADING.match(sentence) and (start == 0 or text[start - 1] == "\n"):
                 continue  # a Markdown heading: the headline, shown with the source, not a sentence of the answer
-            found = tuple(new_answers(question.kind, sentence, question.text, text)) if expected else ()
-            of_class = unasked(members(place_class, sentence), question.text) if place_class else []
-            if place_class:
-                found = tuple(of_class)  # for "which country" a country is the answer, not any name
+            if place_class:  # for "which country" a country is the answer, not any name
+                of_class = unasked(members(place_class, sentence), question.text)
+                found = tuple(of_class)
+            else:
+                of_class = []
+                found = tuple(new_answers(question.kind, sentence, question.text, text)) if expected else ()
             match = 1.0 if found and weighed else 0.0
             sentence_words = word_lists[i]
             line = _sentence_index(text, start)
