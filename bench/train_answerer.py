@@ -3,12 +3,14 @@
     python bench/train_answerer.py           # about 5 minutes with the bench indexes built
 
 A logistic regression and gradient-boosted trees over `newsdesk.features.FEATURES`, their
-log-odds averaged (TREE_SHARE): one row per candidate sentence of the 10 passages retrieved for a
-question, labelled 1 when the sentence holds a gold answer. Trained ONLY on the SQuAD
-calibration half and the RealTime QA questions of July-September 2025 (the sentence model on
-their answerable questions, the abstention model on those and the unanswerable ones); the SQuAD
-test half and October-December are left for `bench/answers.py` to evaluate on. Each question weighs the same, and each data set
-as much as the other, so 3,000 SQuAD questions do not drown 77 news ones.
+log-odds weighed 1 - TREE_SHARE : TREE_SHARE: one row per candidate sentence of the 10 passages
+retrieved for a question, labelled 1 when the sentence holds a gold answer. Trained ONLY on the
+SQuAD calibration half and the RealTime QA questions of July-September 2025 (the sentence model
+on their answerable questions, the abstention model on those and the unanswerable ones); the
+SQuAD test half and October-December are left for `bench/answers.py` to evaluate on. For the
+regression each question weighs the same within its set and each set as much as the other, so
+1,440 SQuAD questions do not drown 77 news ones; for the trees every question weighs the same
+(see `fit`).
 
 The regularisation strength is chosen by cross-validation over questions; the abstention
 threshold is the highest at which 97% of the training set's answerable questions are still

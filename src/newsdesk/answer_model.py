@@ -1,7 +1,7 @@
 """The learned answer model: the probability that a candidate sentence answers the question.
 
 A logistic regression over `newsdesk.features.FEATURES` and gradient-boosted trees over the same
-features, their log-odds averaged: the regression carries the features' plain trends, the trees
+features, their log-odds weighed by the trees' `share` (0.3 shipped): the regression carries the features' plain trends, the trees
 what depends on several at once (an answer-type match counts for more when the sentence also
 covers the question). Trained by `bench/train_answerer.py` on the SQuAD calibration half and part
 of the RealTime QA questions only, and shipped as the JSON file `answer_model.json` next to this

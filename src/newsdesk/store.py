@@ -79,9 +79,6 @@ CREATE TABLE IF NOT EXISTS sources (id INTEGER PRIMARY KEY, name TEXT NOT NULL U
 """ + _GROUP_TABLES
 
 
-
-
-
 @dataclass(frozen=True)
 class Filters:
     """News filters: ISO dates (inclusive), a source name (case-insensitive), and documents."""
