@@ -106,6 +106,10 @@ WRITE_SECONDS = 300.0
 LEASE_SECONDS = 60.0  # a writer lease lasts this long unless renewed (every third of it)
 LEASE_SETTLE = 0.5  # after writing a lease, wait this long and read it back (servers only)
 TEXT_GRACE = 60.0  # a replaced document text stays readable this long (a question in flight reads it)
+# Milvus Lite 3.2 swaps in an empty memtable before the segment it flushes is visible, so a read in
+# one thread during a flush in another misses rows that exist. Reads of rows that must exist look
+# for the missing ones again after these pauses (seconds); a flush of a small index takes a few ms.
+REREAD_PAUSES = (0.02, 0.1, 0.5)
 RETIRE_GRACE = 30.0  # a build replaced by a rebuild is dropped by the first writer this long after
 PART_BITS = 40  # chunk id = part number << PART_BITS | sequence number within the part
 CONSISTENCY = ("Strong", "Bounded", "Session", "Eventually")
@@ -429,11 +433,21 @@ class Connection:
             out += self.call("query", collection, filter=expr, output_fields=fields, consistency_level=level)
         return out
 
-    def get(self, collection: str, ids: Sequence[Any], fields: list[str], *, level: str) -> list[dict]:
+    def get(self, collection: str, ids: Sequence[Any], fields: list[str], *, level: str,
+            expect: str = "", pauses: Sequence[float] = REREAD_PAUSES) -> list[dict]:
+        """The rows with these primary keys. With `expect` (the key field, which must be in
+        `fields`), keys not found are read again after each of `pauses` (see REREAD_PAUSES)."""
         out: list[dict] = []
         ids = list(dict.fromkeys(ids))
         for part in _slices(ids, 1000):
             out += self.call("get", collection, ids=list(part), output_fields=fields, consistency_level=level)
+        for pause in pauses if expect else ():
+            found = {r[expect] for r in out}
+            missing = [i for i in ids if i not in found]
+            if not missing:
+                break
+            time.sleep(pause)
+            out += self.get(collection, missing, fields, level=level)
         return out
 
     def insert(self, collection: str, rows: list[dict], *, upsert: bool = False) -> None:
@@ -928,7 +942,8 @@ class MilvusView:
         wanted = [d for d in doc_ids if d not in self._headers]
         if not wanted:
             return
-        rows = self.conn.get(self.docs_name, wanted, HEADER_FIELDS, level=self.level)
+        rows = self.conn.get(self.docs_name, wanted, HEADER_FIELDS, level=self.level, expect="doc_id",
+                             pauses=REREAD_PAUSES[:1])  # a removed document's chunks are found for a moment too
         found = {r["doc_id"]: r for r in rows}
         for doc_id in wanted:
             self._headers[doc_id] = found.get(doc_id)
@@ -969,7 +984,8 @@ class MilvusView:
         self._load_headers(doc_ids)
         headers = {d: self._headers[d] for d in doc_ids if self._headers.get(d)}
         keys = [text_key(d, h["version"], n) for d, h in headers.items() for n in range(int(h["pieces"]))]
-        pieces = {r["key"]: r["value"] for r in self.conn.get(self.kv_name, keys, ["value"], level=self.level)}
+        pieces = {r["key"]: r["value"] for r in self.conn.get(self.kv_name, keys, ["key", "value"], level=self.level,
+                                                              expect="key")}
         out = {}
         for doc_id, h in headers.items():
             parts = [pieces.get(text_key(doc_id, h["version"], n)) for n in range(int(h["pieces"]))]
@@ -997,7 +1013,8 @@ class MilvusView:
         long = {int(r["id"]): int(r["svec_parts"]) for r in rows if r["svec_parts"]}
         if long:
             keys = [f"svec{SEP}{i}{SEP}{n}" for i, parts in long.items() for n in range(parts)]
-            pieces = {r["key"]: r["value"] for r in self.conn.get(self.kv_name, keys, ["value"], level=self.level)}
+            pieces = {r["key"]: r["value"] for r in self.conn.get(self.kv_name, keys, ["key", "value"],
+                                                                  level=self.level, expect="key")}
             for i, parts in long.items():
                 chunk = [pieces.get(f"svec{SEP}{i}{SEP}{n}") for n in range(parts)]
                 if all(p is not None for p in chunk):
