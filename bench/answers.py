@@ -79,12 +79,19 @@ def collect(dataset: Dataset, encoder: str = "onnx-int8") -> list[Item]:
 
 def features(item: Item) -> tuple[np.ndarray, np.ndarray]:
     """(feature rows, labels: the sentence holds a gold answer) of every candidate sentence."""
+    _, x, y = labelled_sentences(item)
+    return x, y
+
+
+def labelled_sentences(item: Item) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Every candidate sentence's text, feature row and label (it holds a gold answer)."""
     e = item.evidence
     question = FeatureQuestion.of(e.question, e.vector, e.idf)
     candidates, x = candidates_and_features(question, e.passages, e.docs, e.sentence_vectors)
-    y = np.array([contains_answer(e.docs[c.passage.doc_id].text[c.start:c.end], item.question.answers)
-                  for c in candidates], dtype=bool) if item.question.answers else np.zeros(len(candidates), bool)
-    return x, y
+    texts = [e.docs[c.passage.doc_id].text[c.start:c.end] for c in candidates]
+    y = np.array([contains_answer(t, item.question.answers) for t in texts], dtype=bool) if item.question.answers \
+        else np.zeros(len(candidates), bool)
+    return texts, x, y
 
 
 # -- evaluation -------------------------------------------------------------------------------

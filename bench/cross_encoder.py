@@ -37,13 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from answers import collect  # noqa: E402
-from evalsets import contains_answer, newsqa, squad  # noqa: E402
-from train_answerer import TRAIN_SPLITS, fit  # noqa: E402
+from answers import labelled_sentences  # noqa: E402
+from train_answerer import fit, training_items  # noqa: E402
 
 from newsdesk.config import Settings, bundled_model_dir  # noqa: E402
 from newsdesk.embed import onnx_files  # noqa: E402
-from newsdesk.features import FEATURES, Question, candidates_and_features  # noqa: E402
+from newsdesk.features import FEATURES  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TOP_TRAIN, TOP_UNANSWERABLE, TOP_TEST = 8, 4, 10
@@ -53,24 +52,16 @@ WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 
 def candidates() -> dict[str, list[dict]]:
     """Per training question: its candidate sentences, their features and labels, and its fold."""
+    items = training_items("onnx-int8")
     out: dict[str, list[dict]] = {}
-    for dataset in (squad(), newsqa()):
+    for name in ("squad", "newsqa"):
         rows = []
-        for item in collect(dataset):
-            if item.split != TRAIN_SPLITS[dataset.name]:
-                continue
-            if dataset.name == "newsqa" and not item.question.answers:
-                continue  # not verbatim in the articles: unlabelled, not unanswerable
-            e = item.evidence
-            found, x = candidates_and_features(Question.of(e.question, e.vector, e.idf), e.passages, e.docs,
-                                               e.sentence_vectors)
-            if not found:
-                continue
-            texts = [e.docs[c.passage.doc_id].text[c.start:c.end] for c in found]
-            rows.append({"question": e.question, "group": item.question.group, "x": x, "texts": texts,
-                         "answerable": bool(item.question.answers),
-                         "y": np.array([contains_answer(t, item.question.answers) for t in texts], bool)})
-        if dataset.name == "squad":  # by article, so that no paragraph is on both sides
+        for item in items[name]:
+            texts, x, y = labelled_sentences(item)
+            if texts:
+                rows.append({"question": item.evidence.question, "group": item.question.group, "x": x,
+                             "texts": texts, "y": y, "answerable": bool(item.question.answers)})
+        if name == "squad":  # by article, so that no paragraph is on both sides
             groups = sorted({r["group"] for r in rows})
             fold_of = {g: n % 2 for n, g in enumerate(groups)}
             for r in rows:
@@ -78,7 +69,7 @@ def candidates() -> dict[str, list[dict]]:
         else:
             for n, r in enumerate(rows):
                 r["fold"] = n % 2
-        out[dataset.name] = rows
+        out[name] = rows
     return out
 
 
@@ -134,7 +125,8 @@ def latency(model, tokenizer, pairs) -> dict[str, float]:
     import onnxruntime as ort
 
     out = {}
-    onnx_file = onnx_files(Settings().model_folder(), Settings().cache_dir, "onnx-int8")
+    settings = Settings()
+    onnx_file = onnx_files(settings.model_folder(), settings.cache_dir, "onnx-int8")
     for n in (5, 10):
         batch = pairs[:n]
         for threads in (1, 2):
@@ -145,8 +137,8 @@ def latency(model, tokenizer, pairs) -> dict[str, float]:
             options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
             session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
             wanted = {i.name for i in session.get_inputs()}
-            feed = {k: v.numpy() for k, v in encode(tokenizer, batch).items() if k in wanted}
-            out[f"onnx int8, {threads} thread(s), {n} pairs"] = _p50(lambda feed=feed: session.run(None, feed))
+            feed = {k: v.numpy() for k, v in inputs.items() if k in wanted}
+            out[f"onnx int8, {threads} thread(s), {n} pairs"] = _p50(lambda feed=feed, session=session: session.run(None, feed))
     torch.set_num_threads(2)
     return out
 
